@@ -1,0 +1,114 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, workflow.basedir)
+
+from t2v_core.config import (
+    FIRST_FRAME_OF_METHOD,
+    TRAINED_MODEL_OF_METHOD,
+    prompt_table,
+    validate_config,
+)
+
+# Validate against config/schema.yaml, fill defaults, reject unknown keys (all errors at once).
+_validated = validate_config(config, source="workflow config")
+config.clear()
+config.update(_validated)
+
+RESULTS = f"{config['results_dir']}/{config['experiment']}"
+MODELS = config["models"]["dir"]
+DATA = f"{RESULTS}/data"
+LOGS = f"{RESULTS}/logs"
+BENCHMARKS = f"{RESULTS}/benchmarks"
+
+METHODS = config["methods"]
+SEEDS = config["sampling"]["seeds"]
+MOTIONS = {m["name"]: m for m in config["motions"]}
+PROMPTS = prompt_table(config)
+PROMPT_TEXT = {(p["motion"], p["prompt_id"]): p["prompt"] for p in PROMPTS}
+TRAINED = sorted({TRAINED_MODEL_OF_METHOD[m] for m in METHODS if m in TRAINED_MODEL_OF_METHOD})
+
+
+wildcard_constraints:
+    motion="|".join(MOTIONS),
+    method="|".join(METHODS),
+    trained="lamp|ours",
+    model="base|sam|clip",
+    prompt_id=r"[a-z0-9_]+-[0-9a-f]{8}",
+
+
+def model_settings(model):
+    """Only the settings of one model, so that editing one re-prepares only that one."""
+    models = config["models"]
+    if models["source"] == "tiny":
+        return {"source": "tiny", "seed": models["seed"]}
+    return {"source": "download", model: models[model]}
+
+
+def training_prompt(motion):
+    """The caption of a motion's training clips."""
+    spec = MOTIONS[motion]
+    return spec.get("train_prompt") or motion.replace("_", " ")
+
+
+def finetune_settings(trained):
+    """Common fine-tuning settings plus this method's own block only."""
+    common = {k: v for k, v in config["finetune"].items() if k not in ("lamp", "ours")}
+    return {**common, trained: config["finetune"][trained]}
+
+
+def sampling_settings(method):
+    """Grid settings plus this method's own block only (see finetune_settings)."""
+    return {
+        "num_inference_steps": config["sampling"]["num_inference_steps"],
+        method: config["sampling"][method],
+    }
+
+
+def clip_source(wildcards):
+    """Where prepare_clips finds a motion's clips (nothing for synthetic clips)."""
+    data = config["data"]
+    if data["source"] == "synthetic" or data["local_dir"]:
+        return []
+    return f"{DATA}/lamp_fewshot"
+
+
+def get_finetune_input(wildcards):
+    inputs = {
+        "clips": f"{DATA}/train/{wildcards.motion}",
+        "base": f"{MODELS}/base",
+    }
+    if wildcards.trained == "ours":
+        inputs["masks"] = f"{RESULTS}/masks/{wildcards.motion}"
+    return inputs
+
+
+def get_sample_input(wildcards):
+    inputs = {"base": f"{MODELS}/base"}
+    method = wildcards.method
+    if method in TRAINED_MODEL_OF_METHOD:
+        trained = TRAINED_MODEL_OF_METHOD[method]
+        inputs["adapter"] = f"{RESULTS}/finetune/{trained}/{wildcards.motion}/adapter"
+    if FIRST_FRAME_OF_METHOD.get(method) == "latents":
+        inputs["first_frame"] = f"{DATA}/first_frames/{wildcards.motion}/{wildcards.prompt_id}.png"
+    return inputs
+
+
+def sample_path(kind):
+    return f"{RESULTS}/samples/{{method}}/{{motion}}/{{prompt_id}}/seed{{seed}}.{kind}"
+
+
+def get_metric_tables(wildcards=None):
+    return [
+        f"{RESULTS}/metrics/{method}/{p['motion']}/{p['prompt_id']}.csv"
+        for method in METHODS
+        for p in PROMPTS
+    ]
+
+
+def get_final_outputs():
+    return [
+        f"{RESULTS}/table.csv",
+        f"{RESULTS}/table.md",
+        f"{RESULTS}/plots/metrics.png",
+    ]

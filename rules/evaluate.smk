@@ -1,0 +1,43 @@
+rule evaluate:
+    input:
+        videos=expand(sample_path("mp4"), seed=SEEDS, allow_missing=True),
+        clip=f"{MODELS}/clip",
+    output:
+        f"{RESULTS}/metrics/{{method}}/{{motion}}/{{prompt_id}}.csv",
+    params:
+        prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
+        seeds=SEEDS,
+        batch_size=config["evaluation"]["batch_size"],
+    log:
+        f"{LOGS}/evaluate/{{method}}/{{motion}}/{{prompt_id}}.log",
+    script:
+        "../workflow_scripts/evaluate.py"
+
+
+rule aggregate:
+    input:
+        get_metric_tables,
+    output:
+        table_csv=report(
+            f"{RESULTS}/table.csv",
+            caption="../report/table.rst",
+            category="Comparison",
+        ),
+        table_md=f"{RESULTS}/table.md",
+        plot=report(
+            f"{RESULTS}/plots/metrics.png",
+            caption="../report/metrics.rst",
+            category="Comparison",
+        ),
+        videos=f"{RESULTS}/metrics/videos.csv",
+        prompts=f"{RESULTS}/metrics/prompts.csv",
+        motions=f"{RESULTS}/metrics/motions.csv",
+    params:
+        methods=METHODS,
+        bootstrap_samples=config["evaluation"]["bootstrap_samples"],
+        seed=config["evaluation"]["seed"],
+    log:
+        f"{LOGS}/aggregate.log",
+    localrule: True
+    script:
+        "../workflow_scripts/aggregate.py"

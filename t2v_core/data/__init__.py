@@ -1,0 +1,1 @@
+"""Training clips and evaluation first frames: synthetic (demo) and LAMP's (paper)."""

@@ -1,0 +1,109 @@
+"""HTTP(S) downloads with checksums, retries with backoff, resume, and atomic writes.
+
+A download goes to ``<name>.part`` beside the destination and is renamed only once it is
+complete and its sha256 matches; a dropped connection resumes from the partial file with an
+HTTP Range request (or restarts when the server ignores the range).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+
+import requests
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """A download that failed for good (after retries, or on an error that retrying cannot fix)."""
+
+
+class ChecksumError(DownloadError):
+    pass
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    with requests.get(url, stream=True, timeout=timeout, headers=headers) as response:
+        if response.status_code == 416:  # already complete
+            return
+        if response.status_code in (403, 404, 410):
+            raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
+        response.raise_for_status()
+        if offset and response.status_code != 206:
+            offset = 0  # the server ignored the range: restart from the beginning
+        total = response.headers.get("Content-Length")
+        total = int(total) + offset if total is not None else None
+        mode = "ab" if offset else "wb"
+        with open(part, mode) as handle, tqdm(
+            total=total, initial=offset, unit="B", unit_scale=True,
+            desc=Path(part).name[: -len(".part")], disable=not progress,
+        ) as bar:
+            received = 0
+            for block in response.iter_content(CHUNK):
+                handle.write(block)
+                received += len(block)
+                bar.update(len(block))
+        if total is not None and part.stat().st_size < total:
+            raise requests.ConnectionError(
+                f"{url}: connection closed after {part.stat().st_size} of {total} bytes"
+            )
+
+
+def download_file(
+    url: str,
+    dest: str | Path,
+    sha256: str | None = None,
+    retries: int = 5,
+    backoff: float = 1.0,
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> Path:
+    """Download ``url`` to ``dest``; verify ``sha256`` when given. Returns ``dest``.
+
+    An existing ``dest`` with the right checksum is kept (no network access).
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and (sha256 is None or sha256_of(dest) == sha256):
+        return dest
+    part = dest.with_name(dest.name + ".part")
+    for attempt in range(1, retries + 1):
+        try:
+            _fetch_once(url, part, timeout, progress)
+            break
+        except DownloadError:
+            part.unlink(missing_ok=True)
+            raise
+        except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as error:
+            if attempt == retries:
+                part.unlink(missing_ok=True)
+                raise DownloadError(f"{url}: failed after {retries} attempts: {error}") from error
+            wait = backoff * 2 ** (attempt - 1)
+            log.warning("%s: attempt %d failed (%s); retrying in %.1fs", url, attempt, error, wait)
+            time.sleep(wait)
+    if sha256 is not None:
+        actual = sha256_of(part)
+        if actual != sha256:
+            part.unlink(missing_ok=True)
+            raise ChecksumError(
+                f"{dest}: checksum mismatch for {url}: expected sha256 {sha256}, got {actual}; "
+                "the file was deleted"
+            )
+    os.replace(part, dest)
+    return dest

@@ -1,0 +1,1 @@
+"""Preparing (downloading or creating) and loading the base, mask and metric models."""

@@ -1,0 +1,60 @@
+"""Loading the prepared models: one code path for the real weights and the tiny ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .layout import CLIP_CONFIG_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE
+
+
+def _require(path: Path, what: str) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: {what} not found; run the prepare_models rule first")
+
+
+def load_base_components(model_dir: str | Path, device="cpu", dtype=torch.float32) -> dict:
+    """The text-to-image model's parts from a diffusers folder, DDIM as the scheduler."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    model_dir = Path(model_dir)
+    _require(model_dir / "model_index.json", "diffusers model_index.json")
+    parts = {
+        "unet": UNet2DConditionModel.from_pretrained(model_dir, subfolder="unet", torch_dtype=dtype),
+        "vae": AutoencoderKL.from_pretrained(model_dir, subfolder="vae", torch_dtype=dtype),
+        "text_encoder": CLIPTextModel.from_pretrained(model_dir, subfolder="text_encoder", torch_dtype=dtype),
+    }
+    for module in parts.values():
+        module.to(device).eval().requires_grad_(False)
+    parts["tokenizer"] = CLIPTokenizer.from_pretrained(model_dir, subfolder="tokenizer")
+    parts["scheduler"] = DDIMScheduler.from_pretrained(model_dir, subfolder="scheduler")
+    return parts
+
+
+def load_sam(model_dir: str | Path, device="cpu"):
+    """A segment-anything ``Sam`` from a prepared folder (official ``.pth`` state dict)."""
+    from segment_anything import sam_model_registry
+
+    from .tiny import build_tiny_sam
+
+    model_dir = Path(model_dir)
+    _require(model_dir / SAM_CONFIG_FILE, "SAM config")
+    model_type = json.loads((model_dir / SAM_CONFIG_FILE).read_text())["model_type"]
+    sam = build_tiny_sam() if model_type == "tiny" else sam_model_registry[model_type]()
+    state = torch.load(model_dir / SAM_WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    sam.load_state_dict(state)
+    return sam.to(device).eval()
+
+
+def load_clip(model_dir: str | Path, device="cpu"):
+    """(model, image preprocess, tokenizer) of an open_clip model in ``local-dir:`` layout."""
+    import open_clip
+
+    model_dir = Path(model_dir)
+    _require(model_dir / CLIP_CONFIG_FILE, "open_clip config")
+    name = f"local-dir:{model_dir}"
+    model, _, preprocess = open_clip.create_model_and_transforms(name, device=device)
+    return model.eval(), preprocess, open_clip.get_tokenizer(name)

@@ -1,0 +1,138 @@
+"""Tiny random-weight models of the real classes, saved in the real on-disk formats.
+
+The demo and the tests cannot download Stable Diffusion, SAM or CLIP. They use these
+instead: same classes, same folder layouts, same files, so that every later stage loads
+them through exactly the code that loads the real weights (:mod:`t2v_core.models.loading`).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from .layout import (
+    CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE,
+    write_marker,
+)
+from .tokenizer import write_clip_tokenizer_files
+
+#: Stable Diffusion v1's DDIM settings (the scheduler config of CompVis/stable-diffusion-v1-4).
+SD_SCHEDULER_CONFIG = dict(
+    beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+    set_alpha_to_one=False, steps_offset=1, num_train_timesteps=1000,
+)
+
+#: Architecture of the tiny SAM: the real classes with a small image size and a thin ViT.
+TINY_SAM = dict(
+    image_size=128, patch_size=16, encoder_embed_dim=32, encoder_depth=2, encoder_num_heads=2,
+    encoder_global_attn_indexes=[1], window_size=4, prompt_embed_dim=32, mlp_dim=64,
+    decoder_heads=2,
+)
+
+#: Architecture of the tiny open_clip model (a ViT image tower and a text transformer).
+TINY_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 4, "layers": 2},
+}
+
+
+def create_tiny_base_model(out_dir: str | Path, seed: int = 0) -> None:
+    """A Stable-Diffusion-v1-shaped pipeline folder with random weights (diffusers layout)."""
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    out_dir = Path(out_dir)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=16,
+    )
+    torch.manual_seed(seed + 1)
+    # Three blocks: a downsampling factor of 4 (SD's is 8), so 64x64 videos give 16x16 latents.
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+        norm_num_groups=8, sample_size=64,
+    )
+    torch.manual_seed(seed + 2)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=32, intermediate_size=64, num_attention_heads=4,
+        num_hidden_layers=2, max_position_embeddings=77, bos_token_id=49406,
+        eos_token_id=49407, pad_token_id=49407, projection_dim=32,
+    ))
+    tokenizer_dir = out_dir / "tokenizer"
+    write_clip_tokenizer_files(tokenizer_dir)
+    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
+    pipeline = StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        scheduler=DDIMScheduler(**SD_SCHEDULER_CONFIG), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+    )
+    pipeline.save_pretrained(out_dir, safe_serialization=True)
+    write_marker(out_dir, {"kind": "tiny", "seed": seed})
+
+
+def build_tiny_sam():
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    c = TINY_SAM
+    grid = c["image_size"] // c["patch_size"]
+    return Sam(
+        image_encoder=ImageEncoderViT(
+            depth=c["encoder_depth"], embed_dim=c["encoder_embed_dim"], img_size=c["image_size"],
+            mlp_ratio=4, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=c["encoder_num_heads"], patch_size=c["patch_size"], qkv_bias=True,
+            use_rel_pos=True, global_attn_indexes=c["encoder_global_attn_indexes"],
+            window_size=c["window_size"], out_chans=c["prompt_embed_dim"],
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=c["prompt_embed_dim"], image_embedding_size=(grid, grid),
+            input_image_size=(c["image_size"], c["image_size"]), mask_in_chans=4,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(
+                depth=2, embedding_dim=c["prompt_embed_dim"], mlp_dim=c["mlp_dim"],
+                num_heads=c["decoder_heads"],
+            ),
+            transformer_dim=c["prompt_embed_dim"], iou_head_depth=3, iou_head_hidden_dim=32,
+        ),
+        pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375],
+    )
+
+
+def create_tiny_sam(out_dir: str | Path, seed: int = 0) -> None:
+    """A tiny SAM saved as the official checkpoints are: a ``torch.save``-d state dict."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    sam = build_tiny_sam()
+    torch.save(sam.state_dict(), out_dir / SAM_WEIGHTS_FILE)
+    (out_dir / SAM_CONFIG_FILE).write_text(json.dumps({"model_type": "tiny"}, indent=2))
+    write_marker(out_dir, {"kind": "tiny", "seed": seed})
+
+
+def create_tiny_clip(out_dir: str | Path, seed: int = 0) -> None:
+    """A tiny open_clip model in open_clip's ``local-dir:`` layout (config + safetensors)."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**TINY_CLIP)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, out_dir / CLIP_WEIGHTS_FILE)
+    preprocess = {"size": TINY_CLIP["vision_cfg"]["image_size"],
+                  "mean": list(open_clip.OPENAI_DATASET_MEAN), "std": list(open_clip.OPENAI_DATASET_STD)}
+    (out_dir / CLIP_CONFIG_FILE).write_text(
+        json.dumps({"model_cfg": TINY_CLIP, "preprocess_cfg": preprocess}, indent=2)
+    )
+    write_marker(out_dir, {"kind": "tiny", "seed": seed})

@@ -1,0 +1,87 @@
+"""Reading and writing videos and images, always atomically (temporary name, then rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside ``path`` (same suffix); rename it to ``path`` on success.
+
+    On error the temporary file is removed, so no partial file ever carries the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def read_video(path: str | Path, indices=None) -> np.ndarray:
+    """Frames of a video as uint8 array (F, H, W, 3); all frames unless ``indices`` given."""
+    import decord
+
+    reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
+    if indices is None:
+        indices = range(len(reader))
+    return reader.get_batch(list(indices)).asnumpy()
+
+
+def video_length(path: str | Path) -> int:
+    import decord
+
+    return len(decord.VideoReader(str(path), ctx=decord.cpu(0)))
+
+
+def write_mp4(path: str | Path, frames: np.ndarray, fps: int) -> None:
+    """Write uint8 frames (F, H, W, 3) as H.264 mp4 (even sizes required by yuv420p)."""
+    import imageio.v2 as imageio
+
+    frames = np.asarray(frames, dtype=np.uint8)
+    with atomic_path(path) as tmp:
+        writer = imageio.get_writer(
+            tmp, fps=fps, codec="libx264", quality=9, macro_block_size=1,
+            ffmpeg_log_level="error",
+        )
+        try:
+            for frame in frames:
+                writer.append_data(frame)
+        finally:
+            writer.close()
+
+
+def write_gif(path: str | Path, frames: np.ndarray, fps: int) -> None:
+    images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
+    with atomic_path(path) as tmp:
+        images[0].save(
+            tmp, format="GIF", save_all=True, append_images=images[1:],
+            duration=int(1000 / fps), loop=0,
+        )
+
+
+def write_png(path: str | Path, image: np.ndarray | Image.Image) -> None:
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def read_image(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """RGB uint8 (H, W, 3); resized to ``size`` = (height, width) when given."""
+    image = Image.open(path).convert("RGB")
+    if size is not None and image.size != (size[1], size[0]):
+        image = image.resize((size[1], size[0]), Image.BICUBIC)
+    return np.asarray(image)

@@ -1,0 +1,246 @@
+"""A video UNet built around diffusers' ``UNet2DConditionModel`` (not a fork of it).
+
+A clip of F frames runs as a batch of F images through the unchanged 2D UNet. The temporal
+modules are attached from outside, so the pretrained 2D weights load unchanged:
+
+- a forward hook after selected 2D convolutions adds a gated causal temporal 1D conv
+  (:class:`TemporalConvBranch`);
+- each transformer block's self-attention (``attn1``) gets a processor that reads keys and
+  values from the first frame only (:class:`FirstFrameAttnProcessor`), with its own
+  trainable query projection;
+- a forward hook after each transformer block adds a temporal self-attention over the F
+  frames at every spatial position (:class:`TemporalAttention`).
+
+Everything trainable lives in :class:`TemporalAdapter`, a small ``ModelMixin`` +
+``ConfigMixin`` model saved as safetensors + config (like diffusers' ``MotionAdapter``): a
+fine-tuned method is stored as this delta, never as a copy of the whole pipeline.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from diffusers.models.attention import BasicTransformerBlock
+from diffusers.models.attention_processor import Attention
+from torch import nn
+
+#: 2D convolutions followed by a temporal conv: as LAMP's reference, every 2D conv of the UNet
+#: (conv_in, conv_out, the ResNet blocks' conv1/conv2/conv_shortcut, down- and upsamplers), but
+#: not the transformers' 1x1 proj_in/proj_out.
+DEFAULT_CONV_PATTERN = (
+    r"^(conv_in|conv_out|.*resnets\.\d+\.(conv1|conv2|conv_shortcut)|.*(downsamplers|upsamplers)\.\d+\.conv)$"
+)
+#: Trainable parameters, selected by name (LAMP's ``trainable_modules``: conv1d, conv_gate,
+#: attn_temp, attn1.to_q). The temporal attention's LayerNorm stays frozen, as in the reference.
+TRAINABLE_PATTERNS = (
+    r"^temporal_convs\.[^.]+\.(conv|gate)\.",
+    r"^temporal_attentions\.[^.]+\.attn\.",
+    r"^first_frame_queries\.",
+)
+
+
+def _key(module_name: str) -> str:
+    """Module names contain dots, which ``nn.ModuleDict`` keys may not."""
+    return module_name.replace(".", "-")
+
+
+class FrameContext:
+    """The number of frames of the batch being processed, read by the temporal hooks."""
+
+    def __init__(self) -> None:
+        self.num_frames = 1
+
+
+class TemporalConvBranch(nn.Module):
+    """Gated causal temporal convolution added to a 2D convolution's output (LAMP).
+
+    ``out = y + sigmoid(gate(y)) * t`` with ``y`` the 2D conv's output, ``gate`` a 3x3 conv
+    to one channel (broadcast over channels) and ``t = conv1d(y)`` over frames, causal with
+    zero padding: frame f sees frames f-2..f.
+
+    Both the 1D conv and the gate conv start at zero, as in LAMP's reference (whose
+    UNet3DConditionModel zeroes every Conv1d): the branch adds exactly 0 until trained, with
+    the gate at sigmoid(0) = 0.5. Quirk kept from the reference: at step 0 only the 1D conv
+    receives a gradient (the gate's gradient is multiplied by t = 0).
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.conv = nn.Conv1d(channels, channels, kernel_size)
+        self.gate = nn.Conv2d(channels, 1, kernel_size=3, padding=1)
+        for layer in (self.conv, self.gate):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, y: torch.Tensor, num_frames: int) -> torch.Tensor:
+        bf, c, h, w = y.shape
+        b = bf // num_frames
+        t = y.reshape(b, num_frames, c, h, w).permute(0, 3, 4, 2, 1).reshape(b * h * w, c, num_frames)
+        t = self.conv(F.pad(t, (self.kernel_size - 1, 0)))
+        t = t.reshape(b, h, w, c, num_frames).permute(0, 4, 3, 1, 2).reshape(bf, c, h, w)
+        return y + torch.sigmoid(self.gate(y)) * t
+
+
+class TemporalAttention(nn.Module):
+    """Residual self-attention over the frames at each spatial position: x + attn(norm(x)).
+
+    As LAMP's ``attn_temp``: placed after the feed-forward, no positional encoding, no causal
+    mask, output weight zero-initialised. LAMP quirk (``init="reference"``): the output bias
+    keeps PyTorch's default (non-zero) initialisation, so the untrained video model is *not*
+    the image model; ``init="identity"`` zeroes the bias too.
+    """
+
+    def __init__(self, dim: int, heads: int = 8, init: str = "reference") -> None:
+        super().__init__()
+        heads = heads if dim % heads == 0 else 1
+        self.norm = nn.LayerNorm(dim)
+        self.attn = Attention(query_dim=dim, heads=heads, dim_head=dim // heads, bias=False)
+        nn.init.zeros_(self.attn.to_out[0].weight)
+        if init == "identity":
+            nn.init.zeros_(self.attn.to_out[0].bias)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        bf, n, c = x.shape
+        b = bf // num_frames
+        t = x.reshape(b, num_frames, n, c).permute(0, 2, 1, 3).reshape(b * n, num_frames, c)
+        t = self.attn(self.norm(t))
+        t = t.reshape(b, n, num_frames, c).permute(0, 2, 1, 3).reshape(bf, n, c)
+        return x + t
+
+
+class FirstFrameAttnProcessor:
+    """Self-attention whose keys and values come from the first frame of each clip.
+
+    Queries come from every frame (through ``to_q`` when given, the adapter's trainable copy
+    of ``attn.to_q``); keys and values are computed once, from frame 1, and shared by all
+    frames. Frame 1 therefore attends to itself exactly as in the image model.
+    """
+
+    def __init__(self, context: FrameContext, to_q: nn.Linear | None = None) -> None:
+        self.context = context
+        self.to_q = to_q
+
+    def __call__(self, attn: Attention, hidden_states, encoder_hidden_states=None,
+                 attention_mask=None, temb=None, *args, **kwargs):
+        frames = self.context.num_frames
+        bf, n, _ = hidden_states.shape
+        b = bf // frames
+        query = (self.to_q or attn.to_q)(hidden_states)
+        first = hidden_states.reshape(b, frames, n, -1)[:, 0]
+        key, value = attn.to_k(first), attn.to_v(first)
+        heads = attn.heads
+        head_dim = key.shape[-1] // heads
+
+        def split(x, clips):  # (clips, tokens, heads*dim) -> (clips, heads, tokens, dim)
+            return x.reshape(clips, -1, heads, head_dim).transpose(1, 2)
+
+        query = split(query, bf)
+        key = split(key, b).repeat_interleave(frames, dim=0)
+        value = split(value, b).repeat_interleave(frames, dim=0)
+        out = F.scaled_dot_product_attention(query, key, value)
+        out = out.transpose(1, 2).reshape(bf, n, heads * head_dim).to(query.dtype)
+        out = attn.to_out[1](attn.to_out[0](out))
+        if attn.residual_connection:
+            out = out + hidden_states
+        return out / attn.rescale_output_factor
+
+
+class TemporalAdapter(ModelMixin, ConfigMixin):
+    """The trainable part of LAMP / Ours: temporal convs + gates, temporal attentions, and
+    the first-frame attention's query projections. Built to match one UNet architecture."""
+
+    @register_to_config
+    def __init__(
+        self,
+        conv_channels: dict[str, int],
+        block_dims: dict[str, int],
+        query_shapes: dict[str, list[int]],
+        kernel_size: int = 3,
+        temporal_attention_heads: int = 8,
+        init: str = "reference",
+    ) -> None:
+        super().__init__()
+        if init not in ("reference", "identity"):
+            raise ValueError(f"TemporalAdapter init must be 'reference' or 'identity', got {init!r}")
+        self.temporal_convs = nn.ModuleDict(
+            {_key(n): TemporalConvBranch(c, kernel_size) for n, c in conv_channels.items()}
+        )
+        self.temporal_attentions = nn.ModuleDict(
+            {_key(n): TemporalAttention(d, temporal_attention_heads, init) for n, d in block_dims.items()}
+        )
+        self.first_frame_queries = nn.ModuleDict(
+            {_key(n): nn.Linear(i, o, bias=False) for n, (i, o) in query_shapes.items()}
+        )
+
+    def trainable_parameters(self):
+        """(name, parameter) pairs selected by :data:`TRAINABLE_PATTERNS`."""
+        patterns = [re.compile(p) for p in TRAINABLE_PATTERNS]
+        return [(n, p) for n, p in self.named_parameters() if any(r.match(n) for r in patterns)]
+
+    @classmethod
+    def from_unet(cls, unet, init: str = "reference", conv_pattern: str = DEFAULT_CONV_PATTERN,
+                  **kwargs) -> "TemporalAdapter":
+        """An adapter for ``unet``; its query projections start as copies of ``attn1.to_q``."""
+        pattern = re.compile(conv_pattern)
+        conv_channels = {
+            name: module.out_channels for name, module in unet.named_modules()
+            if isinstance(module, nn.Conv2d) and pattern.match(name)
+        }
+        blocks = {n: m for n, m in unet.named_modules() if isinstance(m, BasicTransformerBlock)}
+        block_dims = {n: m.attn1.to_q.in_features for n, m in blocks.items()}
+        query_shapes = {f"{n}.attn1": [m.attn1.to_q.in_features, m.attn1.to_q.out_features] for n, m in blocks.items()}
+        adapter = cls(conv_channels, block_dims, query_shapes, init=init, **kwargs)
+        with torch.no_grad():
+            for name, block in blocks.items():
+                adapter.first_frame_queries[_key(f"{name}.attn1")].weight.copy_(block.attn1.to_q.weight)
+        return adapter
+
+
+class VideoUNet(nn.Module):
+    """A 2D UNet plus a :class:`TemporalAdapter`, called on latents of shape (B, C, F, H, W).
+
+    ``first_frame_attention=False`` leaves attn1 as in the image model (used to show that
+    an identity-initialised adapter reproduces the 2D UNet frame by frame).
+    """
+
+    def __init__(self, unet, adapter: TemporalAdapter | None = None, first_frame_attention: bool = True) -> None:
+        super().__init__()
+        self.unet = unet
+        self.adapter = adapter
+        self.context = FrameContext()
+        self._handles = []
+        if adapter is not None:
+            self._attach(first_frame_attention)
+
+    def _attach(self, first_frame_attention: bool) -> None:
+        context, adapter = self.context, self.adapter
+        for key, branch in adapter.temporal_convs.items():
+            conv = self.unet.get_submodule(key.replace("-", "."))
+            self._handles.append(conv.register_forward_hook(
+                lambda module, inputs, output, branch=branch: branch(output, context.num_frames)
+            ))
+        for key, temporal in adapter.temporal_attentions.items():
+            block = self.unet.get_submodule(key.replace("-", "."))
+            self._handles.append(block.register_forward_hook(
+                lambda module, inputs, output, temporal=temporal: temporal(output, context.num_frames)
+            ))
+            if first_frame_attention:
+                to_q = adapter.first_frame_queries[_key(key.replace("-", ".") + ".attn1")]
+                block.attn1.set_processor(FirstFrameAttnProcessor(context, to_q))
+
+    def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
+        b, c, f, h, w = sample.shape
+        x = sample.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
+        timestep = torch.as_tensor(timestep, device=sample.device)
+        if timestep.ndim == 0:
+            timestep = timestep.expand(b)
+        self.context.num_frames = f
+        out = self.unet(
+            x, timestep.repeat_interleave(f), encoder_hidden_states=encoder_hidden_states.repeat_interleave(f, dim=0)
+        ).sample
+        return out.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)

@@ -1,0 +1,8 @@
+"""Rule aggregate: the comparison table, per-prompt and per-motion tables, and the plot."""
+from t2v_core.aggregate import aggregate
+from t2v_core.runtime import setup_job_logging
+
+setup_job_logging(snakemake.log[0])
+params = snakemake.params
+aggregate(list(snakemake.input), params.methods, dict(snakemake.output.items()),
+          params.bootstrap_samples, params.seed)

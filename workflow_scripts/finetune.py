@@ -1,0 +1,20 @@
+"""Rule finetune: the temporal adapter of one (method, motion)."""
+from pathlib import Path
+
+from t2v_core.models.loading import load_base_components
+from t2v_core.runtime import default_device, setup_job_logging
+from t2v_core.training import finetune_motion, write_loss_curve
+
+setup_job_logging(snakemake.log[0])
+device = default_device()
+params = snakemake.params
+clips = sorted(p for p in Path(snakemake.input.clips).iterdir() if not p.name.startswith("."))
+masks = None
+if "masks" in snakemake.input.keys():
+    masks = [Path(snakemake.input.masks) / f"{clip.stem}.npz" for clip in clips]
+losses = finetune_motion(
+    load_base_components(snakemake.input.base, device=device), clips, params.prompt,
+    snakemake.output.adapter, params.checkpoints, params.video, params.finetune,
+    snakemake.wildcards.trained, mask_paths=masks, device=device,
+)
+write_loss_curve(losses, snakemake.output.loss_csv, snakemake.output.loss_png)

@@ -1,0 +1,6 @@
+"""Rule prepare_models: download (paper) or create (demo) one model folder."""
+from t2v_core.models.prepare import prepare_model
+from t2v_core.runtime import setup_job_logging
+
+setup_job_logging(snakemake.log[0])
+prepare_model(snakemake.wildcards.model, snakemake.output[0], snakemake.params.models)
