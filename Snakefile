@@ -23,6 +23,6 @@ include: "rules/evaluate.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_outputs(),
-    default_target: True

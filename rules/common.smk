@@ -26,7 +26,9 @@ SEEDS = config["sampling"]["seeds"]
 MOTIONS = {m["name"]: m for m in config["motions"]}
 PROMPTS = prompt_table(config)
 PROMPT_TEXT = {(p["motion"], p["prompt_id"]): p["prompt"] for p in PROMPTS}
-TRAINED = sorted({TRAINED_MODEL_OF_METHOD[m] for m in METHODS if m in TRAINED_MODEL_OF_METHOD})
+TRAINED = sorted(
+    {TRAINED_MODEL_OF_METHOD[m] for m in METHODS if m in TRAINED_MODEL_OF_METHOD}
+)
 
 
 wildcard_constraints:
@@ -90,7 +92,9 @@ def get_sample_input(wildcards):
         trained = TRAINED_MODEL_OF_METHOD[method]
         inputs["adapter"] = f"{RESULTS}/finetune/{trained}/{wildcards.motion}/adapter"
     if FIRST_FRAME_OF_METHOD.get(method) == "latents":
-        inputs["first_frame"] = f"{DATA}/first_frames/{wildcards.motion}/{wildcards.prompt_id}.png"
+        inputs["first_frame"] = (
+            f"{DATA}/first_frames/{wildcards.motion}/{wildcards.prompt_id}.png"
+        )
     return inputs
 
 

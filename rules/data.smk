@@ -1,12 +1,14 @@
 rule download_lamp_fewshot:
     output:
         directory(f"{DATA}/lamp_fewshot"),
-    params:
-        folder_id=config["data"]["gdrive_folder_id"],
     log:
         f"{LOGS}/download_lamp_fewshot.log",
-    localrule: True
     retries: 2
+    localrule: True
+    conda:
+        "../environment.yml"
+    params:
+        folder_id=config["data"]["gdrive_folder_id"],
     script:
         "../workflow_scripts/download_lamp_fewshot.py"
 
@@ -16,14 +18,16 @@ rule prepare_clips:
         source=clip_source,
     output:
         directory(f"{DATA}/train/{{motion}}"),
+    log:
+        f"{LOGS}/prepare_clips/{{motion}}.log",
+    localrule: True
+    conda:
+        "../environment.yml"
     params:
         data=config["data"],
         motion=lambda wildcards: MOTIONS[wildcards.motion],
         min_frames=config["video"]["num_frames"],
         fps=config["video"]["fps"],
-    log:
-        f"{LOGS}/prepare_clips/{{motion}}.log",
-    localrule: True
     script:
         "../workflow_scripts/prepare_clips.py"
 
@@ -31,14 +35,16 @@ rule prepare_clips:
 rule prepare_first_frame:
     output:
         f"{DATA}/first_frames/{{motion}}/{{prompt_id}}.png",
+    log:
+        f"{LOGS}/prepare_first_frame/{{motion}}/{{prompt_id}}.log",
+    retries: 2
+    localrule: True
+    conda:
+        "../environment.yml"
     params:
         data=config["data"],
         motion=lambda wildcards: MOTIONS[wildcards.motion],
         prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
         size=[config["video"]["height"], config["video"]["width"]],
-    log:
-        f"{LOGS}/prepare_first_frame/{{motion}}/{{prompt_id}}.log",
-    localrule: True
-    retries: 2
     script:
         "../workflow_scripts/prepare_first_frame.py"

@@ -4,12 +4,14 @@ rule evaluate:
         clip=f"{MODELS}/clip",
     output:
         f"{RESULTS}/metrics/{{method}}/{{motion}}/{{prompt_id}}.csv",
+    log:
+        f"{LOGS}/evaluate/{{method}}/{{motion}}/{{prompt_id}}.log",
+    conda:
+        "../environment.yml"
     params:
         prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
         seeds=SEEDS,
         batch_size=config["evaluation"]["batch_size"],
-    log:
-        f"{LOGS}/evaluate/{{method}}/{{motion}}/{{prompt_id}}.log",
     script:
         "../workflow_scripts/evaluate.py"
 
@@ -32,12 +34,14 @@ rule aggregate:
         videos=f"{RESULTS}/metrics/videos.csv",
         prompts=f"{RESULTS}/metrics/prompts.csv",
         motions=f"{RESULTS}/metrics/motions.csv",
+    log:
+        f"{LOGS}/aggregate.log",
+    localrule: True
+    conda:
+        "../environment.yml"
     params:
         methods=METHODS,
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
         seed=config["evaluation"]["seed"],
-    log:
-        f"{LOGS}/aggregate.log",
-    localrule: True
     script:
         "../workflow_scripts/aggregate.py"

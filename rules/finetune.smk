@@ -5,15 +5,17 @@ rule finetune:
         adapter=directory(f"{RESULTS}/finetune/{{trained}}/{{motion}}/adapter"),
         loss_csv=f"{RESULTS}/finetune/{{trained}}/{{motion}}/loss.csv",
         loss_png=f"{RESULTS}/finetune/{{trained}}/{{motion}}/loss.png",
+    log:
+        f"{LOGS}/finetune/{{trained}}/{{motion}}.log",
+    benchmark:
+        f"{BENCHMARKS}/finetune/{{trained}}/{{motion}}.tsv"
+    conda:
+        "../environment.yml"
     params:
         finetune=lambda wildcards: finetune_settings(wildcards.trained),
         video=config["video"],
         prompt=lambda wildcards: training_prompt(wildcards.motion),
         # Outside the declared outputs, so Snakemake keeps them when a killed job is re-run.
         checkpoints=f"{RESULTS}/finetune/{{trained}}/{{motion}}/checkpoints",
-    log:
-        f"{LOGS}/finetune/{{trained}}/{{motion}}.log",
-    benchmark:
-        f"{BENCHMARKS}/finetune/{{trained}}/{{motion}}.tsv"
     script:
         "../workflow_scripts/finetune.py"

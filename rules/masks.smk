@@ -4,11 +4,13 @@ rule extract_masks:
         sam=f"{MODELS}/sam",
     output:
         directory(f"{RESULTS}/masks/{{motion}}"),
-    params:
-        masks=config["masks"],
     log:
         f"{LOGS}/extract_masks/{{motion}}.log",
     benchmark:
         f"{BENCHMARKS}/extract_masks/{{motion}}.tsv"
+    conda:
+        "../environment.yml"
+    params:
+        masks=config["masks"],
     script:
         "../workflow_scripts/extract_masks.py"

@@ -5,14 +5,16 @@ rule sample:
     output:
         mp4=expand(sample_path("mp4"), seed=SEEDS, allow_missing=True),
         gif=expand(sample_path("gif"), seed=SEEDS, allow_missing=True),
+    log:
+        f"{LOGS}/sample/{{method}}/{{motion}}/{{prompt_id}}.log",
+    benchmark:
+        f"{BENCHMARKS}/sample/{{method}}/{{motion}}/{{prompt_id}}.tsv"
+    conda:
+        "../environment.yml"
     params:
         sampling=lambda wildcards: sampling_settings(wildcards.method),
         prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
         seeds=SEEDS,
         video=config["video"],
-    log:
-        f"{LOGS}/sample/{{method}}/{{motion}}/{{prompt_id}}.log",
-    benchmark:
-        f"{BENCHMARKS}/sample/{{method}}/{{motion}}/{{prompt_id}}.tsv"
     script:
         "../workflow_scripts/sample.py"

@@ -1,0 +1,60 @@
+import pytest
+import yaml
+
+from t2v_core.config import ConfigError, load_config, prompt_id, prompt_table, validate_config
+
+from conftest import REPO
+
+
+def demo_config():
+    return yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+
+
+def test_paper_and_demo_configs_validate():
+    paper = load_config(REPO / "config" / "config.yaml")
+    assert len(paper["motions"]) == 8
+    assert len(prompt_table(paper)) == 48
+    assert paper["sampling"]["lamp"]["guidance_scale"] == 12.5
+    demo = load_config(REPO / "config" / "demo.yaml")
+    assert demo["models"]["source"] == "tiny"
+
+
+def test_defaults_are_filled():
+    config = validate_config({"motions": [{"name": "m", "prompts": ["a b"]}]})
+    assert config["sampling"]["num_inference_steps"] == 50
+    assert config["sampling"]["ours_noise"]["shared_noise_alpha"] == 0.2
+    assert config["finetune"]["ours"]["foreground_weight"] == 2.0
+
+
+def test_unknown_key_is_rejected_by_name():
+    config = demo_config()
+    config["sampling"]["lamp"] = {"guidance_scal": 3}
+    with pytest.raises(ConfigError, match="guidance_scal"):
+        validate_config(config)
+
+
+def test_unknown_method_is_rejected_by_name():
+    config = demo_config()
+    config["methods"] = ["lamp", "animatediff"]
+    with pytest.raises(ConfigError, match="animatediff"):
+        validate_config(config)
+
+
+def test_t0_must_precede_t1():
+    config = demo_config()
+    config["sampling"]["text2video_zero"].update(t0=5, t1=4)
+    with pytest.raises(ConfigError, match="t0 < t1"):
+        validate_config(config)
+
+
+@pytest.mark.parametrize("prompt", [
+    "a red horse runs in the sky", "fireworks, grass land", "it's a café — ☕ time", "a/b\\c:d*e?",
+])
+def test_prompt_id_is_file_name_safe_and_stable(prompt):
+    pid = prompt_id(prompt)
+    assert pid == prompt_id(prompt)
+    assert all(c.isalnum() or c in "_-" for c in pid) and pid.isascii()
+
+
+def test_prompt_ids_differ_for_punctuation_variants():
+    assert prompt_id("fireworks, grass land") != prompt_id("fireworks grass land")
