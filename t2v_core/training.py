@@ -227,7 +227,7 @@ def finetune_motion(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         done = step + 1
         if done % finetune["checkpoint_every"] == 0 and done < total:

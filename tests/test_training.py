@@ -1,0 +1,125 @@
+"""Fine-tuning: first-frame conditioning, mask weighting, trainable set, resume, bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from t2v_core.config import validate_config
+from t2v_core.data.synthetic import render_clip
+from t2v_core.masks import save_masks
+from t2v_core.models.loading import load_base_components
+from t2v_core.training import TrainingError, finetune_motion, masked_diffusion_loss
+from t2v_core.video_io import write_mp4
+from t2v_core.video_unet import TemporalAdapter
+
+VIDEO = {"num_frames": 4, "height": 32, "width": 32, "fps": 4}
+
+
+def settings(**overrides):
+    config = validate_config({"motions": [{"name": "m", "prompts": ["p"]}], "finetune": overrides})
+    config["finetune"].update(mixed_precision="no", gradient_checkpointing=False)
+    return config["finetune"]
+
+
+@pytest.fixture
+def clips(tmp_path):
+    paths, masks = [], []
+    for i in range(2):
+        frames, gt = render_clip("shape_right", "square", i, 0, 6, 32, 32)
+        paths.append(tmp_path / f"clip_{i}.mp4")
+        write_mp4(paths[-1], frames, fps=4)
+        masks.append(tmp_path / f"clip_{i}.npz")
+        save_masks(masks[-1], gt)
+    return paths, masks
+
+
+def test_first_frame_gets_no_loss():
+    torch.manual_seed(0)
+    pred, target = torch.randn(1, 4, 3, 4, 4), torch.randn(1, 4, 3, 4, 4)
+    changed = pred.clone()
+    changed[:, :, 0] += 100
+    assert masked_diffusion_loss(changed, target) == masked_diffusion_loss(pred, target)
+    expected = ((pred[:, :, 1:] - target[:, :, 1:]) ** 2).mean()
+    torch.testing.assert_close(masked_diffusion_loss(pred, target), expected)
+
+
+def test_mask_weighting():
+    torch.manual_seed(0)
+    target = torch.zeros(1, 4, 3, 4, 4)
+    pred = torch.randn(1, 4, 3, 4, 4)
+    background = torch.zeros(1, 1, 3, 4, 4)
+    weights = 1.0 + (2.0 - 1.0) * background  # all background, background weight 1
+    torch.testing.assert_close(masked_diffusion_loss(pred, target, weights), masked_diffusion_loss(pred, target))
+    mask = torch.zeros(1, 1, 3, 4, 4)
+    mask[..., :2, :2] = 1
+    foreground_only = torch.where(mask.bool().expand_as(pred), pred, target)
+    losses = [masked_diffusion_loss(foreground_only, target, 1.0 + (fg - 1.0) * mask) for fg in (1.0, 2.0, 4.0)]
+    assert losses[0] < losses[1] < losses[2]
+    torch.testing.assert_close(losses[2], 4 * losses[0])
+
+
+def test_only_trainable_parameters_change(tiny_model_dir, clips, tmp_path):
+    parts = load_base_components(tiny_model_dir / "base")
+    unet_before = {k: v.clone() for k, v in parts["unet"].state_dict().items()}
+    config = settings(steps=2, learning_rate=1e-2, checkpoint_every=100)
+    finetune_motion(parts, clips[0], "shape right", tmp_path / "out", tmp_path / "ckpt", VIDEO, config, "lamp")
+    for key, value in parts["unet"].state_dict().items():
+        assert torch.equal(value, unet_before[key]), f"frozen UNet weight {key} changed"
+    torch.manual_seed(config["seed"])
+    initial = TemporalAdapter.from_unet(parts["unet"], init="reference").state_dict()
+    trained = TemporalAdapter.from_pretrained(tmp_path / "out")
+    trainable = {n for n, _ in trained.trainable_parameters()}
+    state = trained.state_dict()
+    for key in state:
+        if key in trainable:
+            continue
+        assert torch.equal(state[key], initial[key]), f"frozen adapter weight {key} changed"
+    changed = [k for k in trainable if not torch.equal(state[k], initial[k])]
+    assert any(".conv." in k for k in changed) and any("first_frame_queries" in k for k in changed)
+
+
+def test_ours_loss_uses_masks_and_needs_them(tiny_model_dir, clips, tmp_path):
+    parts = load_base_components(tiny_model_dir / "base")
+    with pytest.raises(TrainingError, match="masks"):
+        finetune_motion(parts, clips[0], "p", tmp_path / "o", tmp_path / "c", VIDEO, settings(steps=1), "ours")
+    losses = {}
+    for fg in (1.0, 5.0):
+        config = settings(steps=1, ours={"foreground_weight": fg, "background_weight": 1.0})
+        losses[fg] = finetune_motion(parts, clips[0], "p", tmp_path / f"o{fg}", tmp_path / f"c{fg}", VIDEO,
+                                     config, "ours", mask_paths=clips[1])[0]
+    assert losses[5.0] > losses[1.0]
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny_model_dir, clips, tmp_path):
+    config = settings(steps=4, learning_rate=1e-2, checkpoint_every=2)
+    parts = load_base_components(tiny_model_dir / "base")
+    straight = finetune_motion(parts, clips[0], "p", tmp_path / "a", tmp_path / "ca", VIDEO, config, "lamp")
+    parts = load_base_components(tiny_model_dir / "base")
+    finetune_motion(parts, clips[0], "p", tmp_path / "b", tmp_path / "cb", VIDEO, config, "lamp", stop_after=3)
+    assert not (tmp_path / "b").exists()
+    assert (tmp_path / "cb" / "step_2").is_dir()
+    parts = load_base_components(tiny_model_dir / "base")
+    resumed = finetune_motion(parts, clips[0], "p", tmp_path / "b", tmp_path / "cb", VIDEO, config, "lamp")
+    assert resumed == straight
+    a = TemporalAdapter.from_pretrained(tmp_path / "a").state_dict()
+    b = TemporalAdapter.from_pretrained(tmp_path / "b").state_dict()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_short_clip_is_named(tiny_model_dir, clips, tmp_path):
+    frames, _ = render_clip("shape_right", "square", 5, 0, 2, 32, 32)
+    short = tmp_path / "too_short.mp4"
+    write_mp4(short, frames, fps=4)
+    parts = load_base_components(tiny_model_dir / "base")
+    with pytest.raises(TrainingError, match="too_short.mp4"):
+        finetune_motion(parts, [clips[0][0], short], "p", tmp_path / "o", tmp_path / "c", VIDEO, settings(steps=1), "lamp")
+
+
+def test_nan_loss_names_the_step(tiny_model_dir, clips, tmp_path):
+    parts = load_base_components(tiny_model_dir / "base")
+    with torch.no_grad():
+        parts["unet"].conv_out.bias.fill_(float("nan"))
+    with pytest.raises(TrainingError, match="step 1"):
+        finetune_motion(parts, clips[0], "p", tmp_path / "o", tmp_path / "c", VIDEO, settings(steps=2), "lamp")
+    assert not (tmp_path / "o").exists()
