@@ -100,8 +100,8 @@ def sample_first_frame_video(
     model, parts: dict, prompt: str, num_frames: int, height: int, width: int,
     num_inference_steps: int, guidance_scale: float, generator: torch.Generator,
     first_frame: np.ndarray | None = None, shared_noise_alpha: float = 0.2, adain: bool = True,
-    adain_late_fraction: float = 0.62, device="cpu",
-) -> np.ndarray:
+    adain_late_fraction: float = 0.62, device="cpu", output_type: str = "np",
+) -> np.ndarray | torch.Tensor:
     """LAMP-style sampling with a :class:`VideoUNet`; returns uint8 frames (F, H, W, 3).
 
     With ``first_frame`` (mode ``latents``) its VAE latent is frame 1 of every step's input
@@ -109,6 +109,7 @@ def sample_first_frame_video(
     With ``adain``, LAMP's schedule: after every step frames 3..F take frame 2's latent
     statistics, from step index ``round(adain_late_fraction * steps)`` on (31 of 50 in the
     reference) frame 2 first takes frame 1's, and after the loop all take frame 1's.
+    ``output_type="latent"`` returns the final latents (1, C, F, h, w) instead of frames.
     """
     # 1. Check inputs
     vae, scheduler = parts["vae"], parts["scheduler"]
@@ -143,7 +144,7 @@ def sample_first_frame_video(
     # 7. Final AdaIN, decode
     if adain:
         latents = lamp_adain_final(latents)
-    return decode_latents(vae, latents)
+    return latents if output_type == "latent" else decode_latents(vae, latents)
 
 
 def _to_uint8(images) -> np.ndarray:

@@ -1,0 +1,101 @@
+"""Sampling: shared noise, first-frame conditioning, AdaIN schedule, Text2Video-Zero wrapper."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from t2v_core.sampling import (
+    SamplingError, encode_first_frame, lamp_adain_final, lamp_adain_step, load_first_frame,
+    match_statistics, sample_first_frame_video, sample_text2video_zero, shared_noise,
+)
+from t2v_core.video_unet import TemporalAdapter, VideoUNet
+
+
+def test_shared_noise_mixing_is_exact():
+    shape = (1, 4, 5, 3, 3)
+    mixed = shared_noise(shape, 0.2, torch.Generator().manual_seed(7), "cpu")
+    raw = torch.randn(shape, generator=torch.Generator().manual_seed(7))
+    for f in range(5):
+        torch.testing.assert_close(mixed[:, :, f], 0.2 * raw[:, :, 0] + 0.8 * raw[:, :, f], rtol=0, atol=1e-7)
+    torch.testing.assert_close(mixed[:, :, 0], raw[:, :, 0])
+
+
+def stats(x):
+    flat = x.flatten(-2)
+    return flat.mean(-1), flat.std(-1)
+
+
+def test_adain_schedule():
+    torch.manual_seed(0)
+    latents = torch.randn(1, 4, 4, 6, 6) * torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 4, 1, 1)
+    early = lamp_adain_step(latents, late=False)
+    torch.testing.assert_close(early[:, :, :2], latents[:, :, :2])
+    for f in (2, 3):
+        for got, want in zip(stats(early[:, :, f]), stats(latents[:, :, 1])):
+            torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    late = lamp_adain_step(latents, late=True)
+    torch.testing.assert_close(late[:, :, 0], latents[:, :, 0])
+    for f in (1, 2, 3):
+        for got, want in zip(stats(late[:, :, f]), stats(latents[:, :, 0])):
+            torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    final = lamp_adain_final(latents)
+    torch.testing.assert_close(final[:, :, 0], latents[:, :, 0])
+    torch.testing.assert_close(stats(final[:, :, 3])[1], stats(latents[:, :, 0])[1], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(match_statistics(latents, latents), latents, atol=1e-5, rtol=1e-5)
+
+
+def test_first_frame_latent_is_unchanged_in_latents_mode(base_parts):
+    torch.manual_seed(0)
+    model = VideoUNet(base_parts["unet"], TemporalAdapter.from_unet(base_parts["unet"])).eval()
+    image = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    latents = sample_first_frame_video(
+        model, base_parts, "a red square", 4, 32, 32, 3, 7.5, torch.Generator().manual_seed(3),
+        first_frame=image, output_type="latent",
+    )
+    generator = torch.Generator().manual_seed(3)
+    torch.randn(latents.shape, generator=generator)  # the initial noise is drawn first
+    expected = encode_first_frame(base_parts["vae"], image, generator, "cpu")
+    torch.testing.assert_close(latents[:, :, 0], expected, rtol=0, atol=0)
+    assert (latents[:, :, 1:] - expected[:, :, None]).abs().amax() > 1e-3
+
+
+def test_noise_mode_denoises_the_first_frame_too(base_parts):
+    torch.manual_seed(0)
+    model = VideoUNet(base_parts["unet"], TemporalAdapter.from_unet(base_parts["unet"])).eval()
+    args = (model, base_parts, "a red square", 3, 32, 32, 3, 7.5)
+    a = sample_first_frame_video(*args, torch.Generator().manual_seed(3), output_type="latent")
+    b = sample_first_frame_video(*args, torch.Generator().manual_seed(4), output_type="latent")
+    assert (a[:, :, 0] - b[:, :, 0]).abs().amax() > 1e-3
+    frames = sample_first_frame_video(*args, torch.Generator().manual_seed(3))
+    assert frames.shape == (3, 32, 32, 3) and frames.dtype == np.uint8
+
+
+def test_first_frame_of_another_aspect_is_named(tmp_path):
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (100, 20)).save(path)
+    with pytest.raises(SamplingError, match="wide.png"):
+        load_first_frame(path, 32, 32)
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(tmp_path / "big.png")
+    image = load_first_frame(tmp_path / "big.png", 32, 32)
+    assert image.shape == (32, 32, 3) and tuple(image[5, 5]) == (10, 20, 30)
+
+
+def test_text2video_zero_wrapper_equals_diffusers(tiny_model_dir):
+    from diffusers import TextToVideoZeroPipeline
+
+    from t2v_core.models.loading import load_base_components
+
+    kwargs = dict(num_frames=3, height=32, width=32, num_inference_steps=5, guidance_scale=7.5,
+                  t0=2, t1=3, motion_field_strength_x=12, motion_field_strength_y=12)
+    ours = sample_text2video_zero(load_base_components(tiny_model_dir / "base"), "a red square",
+                                  generator=torch.Generator().manual_seed(5), **kwargs)
+    pipe = TextToVideoZeroPipeline.from_pretrained(tiny_model_dir / "base", safety_checker=None,
+                                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.scheduler = load_base_components(tiny_model_dir / "base")["scheduler"]
+    reference = pipe(prompt="a red square", video_length=3, height=32, width=32, num_inference_steps=5,
+                     guidance_scale=7.5, t0=2, t1=3, generator=torch.Generator().manual_seed(5),
+                     output_type="np").images
+    reference = (np.clip(reference, 0, 1) * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(ours, reference)
+    assert np.abs(ours[0].astype(int) - ours[2].astype(int)).max() > 0
