@@ -31,13 +31,23 @@ def atomic_path(path: str | Path):
 
 
 def read_video(path: str | Path, indices=None) -> np.ndarray:
-    """Frames of a video as uint8 array (F, H, W, 3); all frames unless ``indices`` given."""
+    """Frames of a video as uint8 array (F, H, W, 3); all frames unless ``indices`` given.
+
+    decord first; ffmpeg (imageio) when decord cannot copy the frames out, which happens
+    for some frame widths (decord 0.6 pads rows to an alignment it then refuses to copy).
+    """
     import decord
 
     reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
-    if indices is None:
-        indices = range(len(reader))
-    return reader.get_batch(list(indices)).asnumpy()
+    indices = list(range(len(reader)) if indices is None else indices)
+    try:
+        return reader.get_batch(indices).asnumpy()
+    except decord.DECORDError:
+        import imageio.v2 as imageio
+
+        with imageio.get_reader(str(path), format="FFMPEG") as ffmpeg:
+            frames = [frame for frame in ffmpeg]
+        return np.stack([frames[i] for i in indices])
 
 
 def video_length(path: str | Path) -> int:
