@@ -197,6 +197,8 @@ def finetune_motion(
         log.info("resuming from %s (step %d)", latest, start)
     autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(finetune["mixed_precision"])
     use_autocast = autocast_dtype is not None and device != "cpu"
+    # fp16 gradients of the (fp32) adapter need loss scaling; bf16 and fp32 do not.
+    scaler = torch.amp.GradScaler("cuda", enabled=use_autocast and autocast_dtype == torch.float16)
     weights = (settings.get("background_weight"), settings.get("foreground_weight"))
     total = finetune["steps"]
     bar = tqdm(range(start, total), initial=start, total=total, desc=f"finetune {method}")
@@ -224,9 +226,11 @@ def finetune_motion(
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite loss {loss.item()} at step {step + 1} (clip {clip_paths[index]})")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         done = step + 1
