@@ -10,7 +10,7 @@ CORES ?= 2
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch/torchvision first, pinned: the versions this project is tested with.
+	@# torch/torchvision first, pinned: the versions this project is tested with.
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(STAMP)

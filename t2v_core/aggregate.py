@@ -123,8 +123,9 @@ def plot_metrics(table: pd.DataFrame, path: str | Path) -> None:
         ax.set_xticks(x, table["label"], rotation=30, ha="right")
         ax.set_title(f"{metric.capitalize()} {ARROWS[metric]}")
         ax.set_ylabel("CLIP cosine x 100")
-    axes[0].legend(loc="lower left")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format=Path(path).suffix[1:])
     plt.close(fig)
