@@ -152,18 +152,24 @@ def _to_uint8(images) -> np.ndarray:
     return (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
 
 
+def _diffusers_pipeline(cls, parts, device):
+    """A diffusers pipeline of class ``cls`` over the already loaded base components."""
+    pipe = cls(
+        vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=parts["tokenizer"],
+        unet=parts["unet"], scheduler=parts["scheduler"], safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+    ).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def sample_text2video_zero(parts, prompt, num_frames, height, width, num_inference_steps,
                            guidance_scale, t0, t1, motion_field_strength_x, motion_field_strength_y,
                            generator, device="cpu") -> np.ndarray:
     """Text2Video-Zero through diffusers' reference ``TextToVideoZeroPipeline``."""
     from diffusers import TextToVideoZeroPipeline
 
-    pipe = TextToVideoZeroPipeline(
-        vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=parts["tokenizer"],
-        unet=parts["unet"], scheduler=parts["scheduler"], safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False,
-    ).to(device)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = _diffusers_pipeline(TextToVideoZeroPipeline, parts, device)
     result = pipe(
         prompt=prompt, video_length=num_frames, height=height, width=width,
         num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, t0=t0, t1=t1,
@@ -178,12 +184,7 @@ def sample_per_frame_t2i(parts, prompt, num_frames, height, width, num_inference
     """Every frame sampled independently by the base text-to-image model."""
     from diffusers import StableDiffusionPipeline
 
-    pipe = StableDiffusionPipeline(
-        vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=parts["tokenizer"],
-        unet=parts["unet"], scheduler=parts["scheduler"], safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False,
-    ).to(device)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = _diffusers_pipeline(StableDiffusionPipeline, parts, device)
     result = pipe(
         prompt=prompt, height=height, width=width, num_inference_steps=num_inference_steps,
         guidance_scale=guidance_scale, num_images_per_prompt=num_frames, generator=generator,
