@@ -53,6 +53,14 @@ def masked_diffusion_loss(pred, target, weights=None):
     return error.mean()
 
 
+def first_frame_conditioned_input(scheduler, x0, noise, timestep):
+    """The UNet's training input: every frame noised to ``timestep`` but the first, which is
+    given clean (same timestep for all frames, as LAMP's reference)."""
+    noisy = scheduler.add_noise(x0, noise, timestep)
+    noisy[:, :, 0] = x0[:, :, 0]
+    return noisy
+
+
 @torch.no_grad()
 def encode_clips(vae, clips: list[torch.Tensor], device, batch_size=8) -> list[torch.Tensor]:
     """VAE posterior of every frame, once: (2, C, F, h, w) per clip = (mean, std), scaled.
@@ -218,8 +226,7 @@ def finetune_motion(
             w = w.flip(-1) if w is not None else None
         noise = torch.randn_like(x0)
         timestep = torch.randint(0, scheduler.config.num_train_timesteps, (1,), device=device)
-        noisy = scheduler.add_noise(x0, noise, timestep)
-        noisy[:, :, 0] = x0[:, :, 0]  # first frame given clean
+        noisy = first_frame_conditioned_input(scheduler, x0, noise, timestep)
         with torch.autocast(device_type="cuda", dtype=autocast_dtype, enabled=use_autocast):
             pred = model(noisy, timestep, text)
         loss = masked_diffusion_loss(pred, noise, w)

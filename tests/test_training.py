@@ -8,7 +8,9 @@ from t2v_core.config import validate_config
 from t2v_core.data.synthetic import render_clip
 from t2v_core.masks import save_masks
 from t2v_core.models.loading import load_base_components
-from t2v_core.training import TrainingError, finetune_motion, masked_diffusion_loss
+from t2v_core.training import (
+    TrainingError, finetune_motion, first_frame_conditioned_input, masked_diffusion_loss,
+)
 from t2v_core.video_io import write_mp4
 from t2v_core.video_unet import TemporalAdapter
 
@@ -41,6 +43,16 @@ def test_first_frame_gets_no_loss():
     assert masked_diffusion_loss(changed, target) == masked_diffusion_loss(pred, target)
     expected = ((pred[:, :, 1:] - target[:, :, 1:]) ** 2).mean()
     torch.testing.assert_close(masked_diffusion_loss(pred, target), expected)
+
+
+def test_first_frame_is_given_clean(base_parts):
+    torch.manual_seed(0)
+    x0, noise = torch.randn(1, 4, 3, 4, 4), torch.randn(1, 4, 3, 4, 4)
+    scheduler = base_parts["scheduler"]
+    noisy = first_frame_conditioned_input(scheduler, x0, noise, torch.tensor([900]))
+    assert torch.equal(noisy[:, :, 0], x0[:, :, 0])
+    torch.testing.assert_close(noisy[:, :, 1:], scheduler.add_noise(x0, noise, torch.tensor([900]))[:, :, 1:])
+    assert (noisy[:, :, 1:] - x0[:, :, 1:]).abs().mean() > 0.5
 
 
 def test_mask_weighting():
