@@ -75,6 +75,13 @@ def clip_source(wildcards):
     return f"{DATA}/lamp_fewshot"
 
 
+def get_mask_input(wildcards):
+    inputs = {"clips": f"{DATA}/train/{wildcards.motion}", "sam": f"{MODELS}/sam"}
+    if config["masks"]["strategy"] == "clip_subject":
+        inputs["clip"] = f"{MODELS}/clip"
+    return inputs
+
+
 def get_finetune_input(wildcards):
     inputs = {
         "clips": f"{DATA}/train/{wildcards.motion}",

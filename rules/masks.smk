@@ -1,7 +1,6 @@
 rule extract_masks:
     input:
-        clips=f"{DATA}/train/{{motion}}",
-        sam=f"{MODELS}/sam",
+        unpack(get_mask_input),
     output:
         directory(f"{RESULTS}/masks/{{motion}}"),
     log:
@@ -12,5 +11,6 @@ rule extract_masks:
         "../environment.yml"
     params:
         masks=config["masks"],
+        subject=lambda wildcards: MOTIONS[wildcards.motion]["subject"],
     script:
         "../workflow_scripts/extract_masks.py"

@@ -79,6 +79,13 @@ def _check_semantics(config: dict, source: str) -> None:
         ids = [prompt_id(p) for p in motion["prompts"]]
         if len(set(ids)) != len(ids):
             problems.append(f"  motions.{motion['name']}.prompts: duplicate prompts")
+    if config["masks"]["strategy"] == "clip_subject":
+        nameless = [m["name"] for m in config["motions"] if not m["subject"].strip()]
+        if nameless:
+            problems.append(
+                f"  masks.strategy: clip_subject needs a subject for every motion; "
+                f"motions without one: {nameless}"
+            )
     t2v = config["sampling"]["text2video_zero"]
     steps = config["sampling"]["num_inference_steps"]
     if not (t2v["t0"] < t2v["t1"] < steps):

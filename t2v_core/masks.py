@@ -1,9 +1,19 @@
 """Foreground masks of the training clips with Segment Anything.
 
-Strategy ``motion``: the clip's temporal median is its background; the pixels of a frame
-that differ from it by more than ``motion_threshold`` are moving. Their bounding box
-prompts SAM on that frame, and of SAM's three proposals the one that overlaps the moving
-pixels best (IoU) is kept. A frame with (almost) no motion is prompted with the whole frame.
+Two strategies choose the subject (``masks.strategy``):
+
+``motion`` (default)
+    The clip's temporal median is its background; pixels that differ from it by more than
+    ``motion_threshold`` are moving. Specks (compression noise, flicker) are removed by a
+    morphological opening and the connected regions much smaller than the largest are
+    dropped; the box around what remains prompts SAM on that frame, and of SAM's three
+    proposals the one that overlaps the moving pixels best (IoU) is kept. A frame with
+    (almost) no motion is prompted with the whole frame.
+``clip_subject``
+    SAM's automatic proposals on the first frame are cropped and scored by CLIP against
+    "a photo of a <subject>" (the motion's subject noun); the best one is followed through
+    the clip by prompting SAM on each frame with the previous mask's box and keeping the
+    proposal that overlaps the previous mask best.
 
 Masks are stored per clip as ``<clip>.npz``: ``packed`` = np.packbits of the (F, H, W) bool
 masks along W, plus ``width``. A contact sheet with the masks tinted red and the foreground
@@ -22,6 +32,7 @@ from tqdm.auto import tqdm
 from .video_io import atomic_path, read_video, write_png
 
 log = logging.getLogger(__name__)
+STRATEGIES = ("motion", "clip_subject")
 
 
 def motion_masks(frames: np.ndarray, threshold: float) -> np.ndarray:
@@ -29,6 +40,21 @@ def motion_masks(frames: np.ndarray, threshold: float) -> np.ndarray:
     background = np.median(frames, axis=0)
     change = np.abs(frames.astype(np.float32) - background).mean(axis=-1) / 255.0
     return change > threshold
+
+
+def clean_motion(mask: np.ndarray, keep_fraction: float = 0.2) -> np.ndarray:
+    """``mask`` without specks: opened with a kernel of ~1% of the frame, then only the
+    connected regions at least ``keep_fraction`` of the largest one's area are kept."""
+    from scipy import ndimage
+
+    radius = max(1, round(0.01 * max(mask.shape)))
+    opened = ndimage.binary_opening(mask, structure=np.ones((2 * radius + 1,) * 2, bool))
+    labels, count = ndimage.label(opened)
+    if count == 0:
+        return opened
+    areas = np.bincount(labels.ravel())[1:]
+    keep = np.flatnonzero(areas >= keep_fraction * areas.max()) + 1
+    return np.isin(labels, keep)
 
 
 def box_of(mask: np.ndarray, min_area: float, pad: float = 0.05) -> np.ndarray:
@@ -42,21 +68,85 @@ def box_of(mask: np.ndarray, min_area: float, pad: float = 0.05) -> np.ndarray:
                      min(w - 1, xs.max() + dx), min(h - 1, ys.max() + dy)], dtype=np.float32)
 
 
+def mask_iou(masks: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """IoU of each of ``masks`` (N, H, W) with ``target`` (H, W)."""
+    inter = (masks & target).reshape(len(masks), -1).sum(1)
+    union = (masks | target).reshape(len(masks), -1).sum(1)
+    return inter / np.maximum(union, 1)
+
+
 def choose_proposal(proposals: np.ndarray, target: np.ndarray) -> int:
     """Index of the proposal (N, H, W) with the highest IoU with ``target`` (H, W)."""
-    inter = (proposals & target).reshape(len(proposals), -1).sum(1)
-    union = (proposals | target).reshape(len(proposals), -1).sum(1)
-    return int(np.argmax(inter / np.maximum(union, 1)))
+    return int(np.argmax(mask_iou(proposals, target)))
 
 
-def segment_clip(predictor, frames: np.ndarray, threshold: float, min_area: float) -> np.ndarray:
+def centred_iou(proposals: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """IoU of each proposal with ``target`` after moving its centroid onto the target's: a
+    shape match that ignores how far the subject moved since the previous frame."""
+    from scipy import ndimage
+
+    if not target.any():
+        return mask_iou(proposals, target)
+    centre = np.array(ndimage.center_of_mass(target))
+    moved = []
+    for proposal in proposals:
+        if not proposal.any():
+            moved.append(proposal)
+            continue
+        shift = np.round(centre - np.array(ndimage.center_of_mass(proposal))).astype(int)
+        moved.append(ndimage.shift(proposal, shift, order=0, mode="constant", cval=False))
+    return mask_iou(np.stack(moved), target)
+
+
+def segment_by_motion(predictor, frames: np.ndarray, threshold: float, min_area: float) -> np.ndarray:
     moving = motion_masks(frames, threshold)
     out = np.zeros(moving.shape, dtype=bool)
     for f, frame in enumerate(frames):
         predictor.set_image(frame)
-        proposals, _, _ = predictor.predict(box=box_of(moving[f], min_area), multimask_output=True)
+        box = box_of(clean_motion(moving[f]), min_area)
+        proposals, _, _ = predictor.predict(box=box, multimask_output=True)
         out[f] = proposals[choose_proposal(proposals, moving[f])]
     return out
+
+
+def masked_crop(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The box around ``mask`` cut from ``frame``, pixels outside the mask grey: what CLIP scores."""
+    x0, y0, x1, y1 = box_of(mask, min_area=0.0, pad=0.0).astype(int)
+    crop = np.where(mask[..., None], frame, 127).astype(np.uint8)
+    return crop[y0:y1 + 1, x0:x1 + 1]
+
+
+def choose_by_text(embedder, frame: np.ndarray, proposals: np.ndarray, text: str) -> int:
+    """Index of the proposal whose masked crop is closest to ``text`` in CLIP space."""
+    crops = [masked_crop(frame, p) for p in proposals]
+    scores = embedder.frames(crops) @ embedder.text(text)
+    return int(np.argmax(scores))
+
+
+def track(predictor, frames: np.ndarray, first: np.ndarray, min_area: float) -> np.ndarray:
+    """Follow ``first`` (the subject's mask on frame 0) through the clip: SAM prompted with
+    the previous mask's box, the proposal whose shape matches the previous mask best kept
+    (overlap alone would prefer a loose box over the subject once it has moved)."""
+    out = np.zeros(frames.shape[:3], dtype=bool)
+    out[0] = first
+    for f in range(1, len(frames)):
+        predictor.set_image(frames[f])
+        proposals, _, _ = predictor.predict(box=box_of(out[f - 1], min_area), multimask_output=True)
+        out[f] = proposals[int(np.argmax(centred_iou(proposals, out[f - 1])))]
+    return out
+
+
+def segment_by_subject(predictor, generator, embedder, frames: np.ndarray, subject: str,
+                       masks_config: dict) -> np.ndarray | None:
+    """Masks following the proposal that CLIP matches best with ``subject``; None when SAM
+    proposes nothing on the first frame (the caller falls back to ``motion``)."""
+    proposals = [m["segmentation"] for m in generator.generate(frames[0])]
+    if not proposals:
+        return None
+    proposals = np.stack(proposals).astype(bool)
+    text = masks_config["subject_template"].format(subject=subject)
+    first = proposals[choose_by_text(embedder, frames[0], proposals, text)]
+    return track(predictor, frames, first, masks_config["min_area"])
 
 
 def save_masks(path, masks: np.ndarray) -> None:
@@ -82,18 +172,53 @@ def contact_sheet(frames: np.ndarray, masks: np.ndarray, columns: int = 8) -> np
     return np.concatenate(tinted, axis=1)
 
 
-def extract_motion_masks(sam_dir, clip_paths, out_dir, masks_config: dict, device="cpu") -> pd.DataFrame:
+class SubjectSegmenter:
+    """The models of one strategy, loaded once per motion; ``segment(frames)`` gives masks."""
+
+    def __init__(self, sam_dir, masks_config: dict, subject: str = "", clip_dir=None, device="cpu"):
+        from segment_anything import SamAutomaticMaskGenerator, SamPredictor
+
+        from .models.loading import load_clip, load_sam
+
+        strategy = masks_config["strategy"]
+        if strategy not in STRATEGIES:
+            raise ValueError(f"masks.strategy: unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+        if strategy == "clip_subject" and (clip_dir is None or not subject):
+            raise ValueError("masks.strategy clip_subject needs the CLIP model and the motion's subject")
+        self.config, self.subject, self.strategy = masks_config, subject, strategy
+        sam = load_sam(sam_dir, device=device)
+        self.predictor = SamPredictor(sam)
+        if strategy == "clip_subject":
+            from .metrics import ClipEmbedder
+
+            model, preprocess, tokenizer = load_clip(clip_dir, device=device)
+            self.embedder = ClipEmbedder(model, preprocess, tokenizer, device=device)
+            self.generator = SamAutomaticMaskGenerator(
+                sam, points_per_side=masks_config["points_per_side"],
+                pred_iou_thresh=masks_config["proposal_iou_threshold"],
+                stability_score_thresh=masks_config["proposal_stability_threshold"],
+            )
+
+    def segment(self, frames: np.ndarray, name: str = "clip") -> np.ndarray:
+        if self.strategy == "clip_subject":
+            masks = segment_by_subject(self.predictor, self.generator, self.embedder, frames,
+                                       self.subject, self.config)
+            if masks is not None:
+                return masks
+            log.warning("%s: SAM proposed no region on the first frame; using the motion strategy", name)
+        return segment_by_motion(self.predictor, frames, self.config["motion_threshold"],
+                                 self.config["min_area"])
+
+
+def extract_motion_masks(sam_dir, clip_paths, out_dir, masks_config: dict, subject: str = "",
+                         clip_dir=None, device="cpu") -> pd.DataFrame:
     """Masks, a contact sheet per clip, and ``foreground.csv`` for the clips of one motion."""
-    from segment_anything import SamPredictor
-
-    from .models.loading import load_sam
-
-    predictor = SamPredictor(load_sam(sam_dir, device=device))
+    segmenter = SubjectSegmenter(sam_dir, masks_config, subject, clip_dir, device)
     out_dir = Path(out_dir)
     rows = []
     for path in tqdm(clip_paths, desc="masks"):
         frames = read_video(path)
-        masks = segment_clip(predictor, frames, masks_config["motion_threshold"], masks_config["min_area"])
+        masks = segmenter.segment(frames, name=str(path))
         stem = Path(path).stem
         save_masks(out_dir / f"{stem}.npz", masks)
         write_png(out_dir / f"{stem}_overlay.png", contact_sheet(frames, masks))

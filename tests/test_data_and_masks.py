@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from t2v_core.data.sources import DataError, prepare_motion_clips
+from t2v_core.data.sources import DataError, longest_damaged_run, prepare_motion_clips, validate_clips
 from t2v_core.data.synthetic import render_clip
 from t2v_core.masks import (
-    box_of, choose_proposal, contact_sheet, extract_motion_masks, load_masks, motion_masks, save_masks,
+    box_of, choose_by_text, choose_proposal, clean_motion, contact_sheet, extract_motion_masks, load_masks,
+    mask_iou, motion_masks, save_masks, segment_by_subject,
 )
 from t2v_core.models.tokenizer import write_clip_tokenizer_files
 from t2v_core.video_io import read_video, write_mp4
@@ -28,7 +29,7 @@ def test_clip_tokenizer_built_offline_matches_open_clip(tmp_path):
 
 
 def test_synthetic_clips_are_deterministic_and_move(tmp_path):
-    data = {"source": "synthetic", "seed": 3, "clips_per_motion": 2, "clip_frames": 6, "clip_size": [32, 48]}
+    data = {"source": "synthetic", "seed": 3, "clips_per_motion": 2, "clip_frames": 6, "clip_size": [32, 48], "damaged_run": 4}
     motion = {"name": "shape_right", "subject": "circle"}
     a = prepare_motion_clips(data, motion, tmp_path / "a", min_frames=4)
     b = prepare_motion_clips(data, motion, tmp_path / "b", min_frames=4)
@@ -47,7 +48,7 @@ def test_local_folder_problems_are_reported_together(tmp_path):
     write_mp4(folder / "short.mp4", frames[:3], fps=4)
     (folder / "broken.mp4").write_bytes(b"not a video at all" * 100)
     with pytest.raises(DataError) as error:
-        prepare_motion_clips({"source": "lamp"}, {"name": "horse_run"}, tmp_path / "out", 6,
+        prepare_motion_clips({"source": "lamp", "damaged_run": 4}, {"name": "horse_run"}, tmp_path / "out", 6,
                              source_dir=tmp_path / "manual")
     message = str(error.value)
     assert "broken.mp4" in message and "short.mp4" in message and "good.mp4" not in message
@@ -81,15 +82,136 @@ def test_masks_round_trip_compactly(tmp_path):
     assert sheet.shape == (33, 4 * 45, 3) and sheet[..., 0].max() > 0
 
 
+RED, BLUE = np.array([220, 30, 30]), np.array([30, 30, 220])
+
+
+def two_squares_clip(frames=5, size=48):
+    """A red square moving right and a blue square moving down, on grey; and their masks."""
+    video = np.full((frames, size, size, 3), 120, np.uint8)
+    red = np.zeros((frames, size, size), bool)
+    blue = np.zeros((frames, size, size), bool)
+    for f in range(frames):
+        red[f, 6:16, 4 + 4 * f:14 + 4 * f] = True
+        blue[f, 24 + 3 * f:32 + 3 * f, 30:38] = True
+    video[red], video[blue] = RED, BLUE
+    return video, red, blue
+
+
+class ColourEmbedder:
+    """Stands in for CLIP: an image's embedding is its mean colour; 'red'/'blue' texts are axes."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def frames(self, crops):
+        self.calls += 1
+        return np.stack([c.reshape(-1, 3).mean(0) / np.linalg.norm(c.reshape(-1, 3).mean(0)) for c in crops])
+
+    def text(self, prompt):
+        return {"a photo of a red": RED, "a photo of a blue": BLUE}[prompt] / 255.0
+
+
+class RegionPredictor:
+    """Stands in for SamPredictor: proposes (the non-grey region under the box, the box, the frame)."""
+
+    def set_image(self, frame):
+        self.frame = frame
+
+    def predict(self, box, multimask_output):
+        h, w = self.frame.shape[:2]
+        x0, y0, x1, y1 = np.round(box).astype(int)
+        inside = np.zeros((h, w), bool)
+        inside[y0:y1 + 1, x0:x1 + 1] = True
+        coloured = (self.frame != 120).any(-1)
+        # the coloured pixels of the colour most frequent under the box
+        colours, counts = np.unique(self.frame[inside & coloured].reshape(-1, 3), axis=0, return_counts=True)
+        region = (self.frame == colours[np.argmax(counts)]).all(-1) if len(colours) else inside
+        return np.stack([region, inside, np.ones((h, w), bool)]), np.ones(3), None
+
+
+class FirstFrameProposals:
+    """Stands in for SamAutomaticMaskGenerator: the two squares and the background."""
+
+    def __init__(self, red, blue):
+        self.masks = [red, blue, ~(red | blue)]
+
+    def generate(self, frame):
+        return [{"segmentation": m} for m in self.masks]
+
+
+def test_clean_motion_drops_specks_so_the_box_fits_the_mover():
+    mask = np.zeros((100, 100), bool)
+    mask[40:60, 30:55] = True  # the moving subject
+    mask[2, 97] = mask[95, 3] = mask[90:92, 90:92] = True  # compression specks
+    assert np.array_equal(box_of(mask, 0.001, pad=0), [3, 2, 97, 95])  # raw: whole frame
+    np.testing.assert_array_equal(box_of(clean_motion(mask), 0.001, pad=0), [30, 40, 54, 59])
+
+
+@pytest.mark.parametrize("subject, expected", [("red", 0), ("blue", 1)])
+def test_clip_subject_picks_the_named_subject_and_tracks_it(subject, expected):
+    video, red, blue = two_squares_clip()
+    truth = [red, blue][expected]
+    proposals = np.stack(FirstFrameProposals(red[0], blue[0]).masks)
+    assert choose_by_text(ColourEmbedder(), video[0], proposals, f"a photo of a {subject}") == expected
+    embedder = ColourEmbedder()
+    config = {"subject_template": "a photo of a {subject}", "min_area": 0.001}
+    masks = segment_by_subject(RegionPredictor(), FirstFrameProposals(red[0], blue[0]), embedder,
+                               video, subject, config)
+    np.testing.assert_array_equal(masks, truth)  # followed through every frame
+    assert embedder.calls == 1  # proposals are scored on the first frame only
+
+
+def test_no_first_frame_proposal_means_no_subject_masks():
+    video, red, blue = two_squares_clip()
+    empty = FirstFrameProposals(red[0], blue[0])
+    empty.masks = []
+    assert segment_by_subject(RegionPredictor(), empty, ColourEmbedder(), video, "red",
+                              {"subject_template": "a photo of a {subject}", "min_area": 0.001}) is None
+
+
+def test_mask_iou_values():
+    a = np.zeros((4, 4), bool)
+    a[:2] = True
+    b = np.zeros((4, 4), bool)
+    b[1:3] = True
+    np.testing.assert_allclose(mask_iou(np.stack([a, b, ~a]), a), [1.0, 4 / 12, 0.0])
+
+
+@pytest.mark.parametrize("strategy", ["motion", "clip_subject"])
 @pytest.mark.parametrize("clip", ["vtest.avi", "box.mp4", "cup.mp4"])
-def test_masks_on_real_clips_with_tiny_sam(clip, tiny_model_dir, tmp_path):
+def test_masks_on_real_clips_with_tiny_sam(clip, strategy, tiny_model_dir, tmp_path):
     source = shared_data("clips", clip)
     frames = read_video(source, range(0, 40, 8))[:, ::4, ::4]  # 5 frames at quarter size
     small = tmp_path / "clip.mp4"
     write_mp4(small, frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2], fps=4)
-    table = extract_motion_masks(tiny_model_dir / "sam", [small], tmp_path / "masks",
-                                 {"motion_threshold": 0.08, "min_area": 0.001})
+    config = {"strategy": strategy, "motion_threshold": 0.08, "min_area": 0.001, "points_per_side": 4,
+              # random tiny SAM weights never pass SAM's default quality filters
+              "proposal_iou_threshold": 0.0, "proposal_stability_threshold": 0.0,
+              "subject_template": "a photo of a {subject}"}
+    table = extract_motion_masks(tiny_model_dir / "sam", [small], tmp_path / "masks", config,
+                                 subject="person", clip_dir=tiny_model_dir / "clip")
     masks = load_masks(tmp_path / "masks" / "clip.npz")
-    assert masks.shape[0] == 5 and masks.dtype == bool
+    assert masks.shape == (5, *read_video(small).shape[1:3]) and masks.dtype == bool
     assert table["foreground_fraction"].iloc[0] == pytest.approx(masks.mean())
     assert (tmp_path / "masks" / "clip_overlay.png").stat().st_size > 0
+
+
+def test_damaged_clips_are_flagged_with_the_run_length(tmp_path):
+    frames, _ = render_clip("horse_run", "square", 0, 0, 12, 32, 32)
+    frozen = np.concatenate([frames[:4], np.repeat(frames[4:5], 5, axis=0), frames[5:]])
+    blank = frames.copy()
+    blank[3:8] = 0
+    paired = np.concatenate([frames[:6], frames[5:6], frames[6:]])  # one repeated frame: normal
+    for name, video in (("frozen", frozen), ("blank", blank), ("paired", paired), ("good", frames)):
+        write_mp4(tmp_path / f"{name}.mp4", video, fps=4)
+    assert longest_damaged_run(tmp_path / "frozen.mp4") == 4
+    assert longest_damaged_run(tmp_path / "blank.mp4") == 5
+    assert longest_damaged_run(tmp_path / "paired.mp4") == 1
+    assert longest_damaged_run(tmp_path / "good.mp4") == 0
+    clips = sorted(tmp_path.glob("*.mp4"))
+    with pytest.raises(DataError) as error:
+        validate_clips(clips, min_frames=6, damaged_run=4)
+    lines = str(error.value).splitlines()[1:]
+    assert len(lines) == 2
+    assert "frozen.mp4: damaged, 4 consecutive" in lines[1] and "blank.mp4: damaged, 5 consecutive" in lines[0]
+    validate_clips(clips, min_frames=6, damaged_run=0)  # the check can be switched off
