@@ -3,6 +3,8 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
+from t2v_core.data.sources import benchmark_key
+from t2v_core.data.validation import load_manifest
 from t2v_core.config import (
     FIRST_FRAME_OF_METHOD,
     TRAINED_MODEL_OF_METHOD,
@@ -26,6 +28,7 @@ SEEDS = config["sampling"]["seeds"]
 MOTIONS = {m["name"]: m for m in config["motions"]}
 PROMPTS = prompt_table(config)
 PROMPT_TEXT = {(p["motion"], p["prompt_id"]): p["prompt"] for p in PROMPTS}
+MANIFEST = load_manifest(config["data"]["manifest"])
 TRAINED = sorted(
     {TRAINED_MODEL_OF_METHOD[m] for m in METHODS if m in TRAINED_MODEL_OF_METHOD}
 )
@@ -67,12 +70,33 @@ def sampling_settings(method):
     }
 
 
+def own_download(motion):
+    """The motion's own url or Google Drive source, if it has one."""
+    source = MOTIONS[motion]["source"]
+    return source if (source["url"] or source["gdrive_id"]) else None
+
+
 def clip_source(wildcards):
-    """Where prepare_clips finds a motion's clips (nothing for synthetic clips)."""
+    """Where prepare_clips finds a motion's clips (nothing for synthetic or local clips)."""
     data = config["data"]
-    if data["source"] == "synthetic" or data["local_dir"]:
+    if data["source"] == "synthetic":
+        return []
+    if own_download(wildcards.motion):
+        return f"{DATA}/downloads/{wildcards.motion}"
+    if MOTIONS[wildcards.motion]["source"]["local_dir"] or data["local_dir"]:
         return []
     return f"{DATA}/lamp_fewshot"
+
+
+def local_clip_dir(motion):
+    """The hand-filled folder of a motion's clips (its own local_dir, else data.local_dir)."""
+    return MOTIONS[motion]["source"]["local_dir"] or config["data"]["local_dir"]
+
+
+def first_frame_sha256(motion, prompt_id):
+    """The manifest's sha256 of a benchmark first frame (None when it has none)."""
+    key = benchmark_key(motion, PROMPT_TEXT[(motion, prompt_id)])
+    return MANIFEST["benchmark"].get(key)
 
 
 def get_mask_input(wildcards):

@@ -13,6 +13,21 @@ rule download_lamp_fewshot:
         "../workflow_scripts/download_lamp_fewshot.py"
 
 
+rule download_motion_source:
+    output:
+        directory(f"{DATA}/downloads/{{motion}}"),
+    log:
+        f"{LOGS}/download_motion_source/{{motion}}.log",
+    retries: 2
+    localrule: True
+    conda:
+        "../environment.yml"
+    params:
+        source=lambda wildcards: own_download(wildcards.motion),
+    script:
+        "../workflow_scripts/download_motion_source.py"
+
+
 rule prepare_clips:
     input:
         source=clip_source,
@@ -28,6 +43,8 @@ rule prepare_clips:
         motion=lambda wildcards: MOTIONS[wildcards.motion],
         min_frames=config["video"]["num_frames"],
         fps=config["video"]["fps"],
+        local_dir=lambda wildcards: local_clip_dir(wildcards.motion),
+        expected_sums=lambda wildcards: MANIFEST["fewshot"].get(wildcards.motion, {}),
     script:
         "../workflow_scripts/prepare_clips.py"
 
@@ -46,5 +63,6 @@ rule prepare_first_frame:
         motion=lambda wildcards: MOTIONS[wildcards.motion],
         prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
         size=[config["video"]["height"], config["video"]["width"]],
+        sha256=lambda wildcards: first_frame_sha256(wildcards.motion, wildcards.prompt_id),
     script:
         "../workflow_scripts/prepare_first_frame.py"

@@ -79,6 +79,10 @@ def _check_semantics(config: dict, source: str) -> None:
         ids = [prompt_id(p) for p in motion["prompts"]]
         if len(set(ids)) != len(ids):
             problems.append(f"  motions.{motion['name']}.prompts: duplicate prompts")
+    for motion in config["motions"]:
+        given = [k for k in ("url", "gdrive_id", "local_dir") if motion["source"].get(k)]
+        if len(given) > 1:
+            problems.append(f"  motions.{motion['name']}.source: set only one of {given}")
     if config["masks"]["strategy"] == "clip_subject":
         nameless = [m["name"] for m in config["motions"] if not m["subject"].strip()]
         if nameless:

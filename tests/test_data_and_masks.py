@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from t2v_core.data.sources import DataError, longest_damaged_run, prepare_motion_clips, validate_clips
+from t2v_core.data.sources import prepare_motion_clips
+from t2v_core.data.validation import DataError, longest_damaged_run, validate_clips
 from t2v_core.data.synthetic import render_clip
 from t2v_core.masks import (
     box_of, choose_by_text, choose_proposal, clean_motion, contact_sheet, extract_motion_masks, load_masks,

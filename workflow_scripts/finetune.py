@@ -1,6 +1,7 @@
 """Rule finetune: the temporal adapter of one (method, motion)."""
 from pathlib import Path
 
+from t2v_core.data.validation import list_clips
 from t2v_core.models.loading import load_base_components
 from t2v_core.runtime import default_device, setup_job_logging
 from t2v_core.training import finetune_motion, write_loss_curve
@@ -8,7 +9,7 @@ from t2v_core.training import finetune_motion, write_loss_curve
 setup_job_logging(snakemake.log[0])
 device = default_device()
 params = snakemake.params
-clips = sorted(p for p in Path(snakemake.input.clips).iterdir() if not p.name.startswith("."))
+clips = list_clips(snakemake.input.clips)
 masks = None
 if "masks" in snakemake.input.keys():
     masks = [Path(snakemake.input.masks) / f"{clip.stem}.npz" for clip in clips]

@@ -1,29 +1,48 @@
 """The data stage: training clips per motion and one first-frame image per prompt.
 
-Sources: ``lamp`` (LAMP's few-shot set from its Google Drive folder, or from a local folder
-filled by hand, and LAMP's benchmark first frames by URL) or ``synthetic`` (moving shapes).
+Where a motion's clips come from (first match wins):
+1. the motion's own ``source``: an HTTP(S) ``url`` of a video or an archive (with its
+   ``sha256``), a Google Drive file or folder (``gdrive_id``), or a ``local_dir``;
+2. ``data.local_dir``, a folder with one sub-folder per motion, filled by hand (Baidu Disk);
+3. LAMP's whole few-shot set from its Google Drive folder (``data.gdrive_folder_id``).
+``data.source: synthetic`` makes moving shapes instead (the demo). First frames are LAMP's
+benchmark PNGs by URL, checked against the manifest's sha256 sums.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import tarfile
+import zipfile
 from pathlib import Path
-from urllib.parse import quote
-
-import numpy as np
+from urllib.parse import quote, urlparse
 
 from ..config import benchmark_file_name
 from ..download import download_file
-from ..video_io import read_video, video_length
 from .synthetic import synthesize_first_frame, synthesize_motion_clips
+from .validation import (
+    CHECKSUM_FILE, VIDEO_SUFFIXES, DataError, list_clips, validate_clips, verify_clip_checksums,
+    write_checksums,
+)
 
 log = logging.getLogger(__name__)
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
-class DataError(RuntimeError):
-    pass
+def _replace_dir(work: Path, out_dir: Path) -> None:
+    """Give the finished ``work`` folder its final name (nothing half-written ever has it)."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    work.rename(out_dir)
+
+
+def _work_dir(out_dir: Path, fresh: bool = True) -> Path:
+    work = out_dir.with_name(f".{out_dir.name}.part")
+    if fresh:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    return work
 
 
 def download_lamp_fewshot(folder_id: str, out_dir: str | Path) -> None:
@@ -31,122 +50,127 @@ def download_lamp_fewshot(folder_id: str, out_dir: str | Path) -> None:
     import gdown
 
     out_dir = Path(out_dir)
-    work = out_dir.with_name(f".{out_dir.name}.part")
-    work.mkdir(parents=True, exist_ok=True)  # kept between attempts: gdown skips finished files
+    work = _work_dir(out_dir, fresh=False)  # kept between attempts: gdown skips finished files
     files = gdown.download_folder(id=folder_id, output=str(work), quiet=False, resume=True)
     if not files:
         raise DataError(f"Google Drive folder {folder_id}: nothing downloaded")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    work.rename(out_dir)
+    _replace_dir(work, out_dir)
+
+
+def is_archive(name: str) -> bool:
+    return name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def extract_archive(archive: Path, dest: Path) -> None:
+    """Unpack a zip or tar archive into ``dest``; members that would land outside are refused."""
+    try:
+        if archive.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(archive) as bundle:
+                for member in bundle.namelist():
+                    if not (dest / member).resolve().is_relative_to(dest.resolve()):
+                        raise DataError(f"{archive}: member {member!r} would be written outside {dest}")
+                bundle.extractall(dest)
+        else:
+            with tarfile.open(archive) as bundle:
+                bundle.extractall(dest, filter="data")
+    except (zipfile.BadZipFile, tarfile.TarError) as error:
+        raise DataError(f"{archive}: not a readable archive ({error})") from error
+
+
+def download_motion_source(source: dict, out_dir: str | Path, retries: int = 5) -> None:
+    """One motion's clips from its own ``url`` or ``gdrive_id`` into ``out_dir`` (archives unpacked)."""
+    out_dir = Path(out_dir)
+    work = _work_dir(out_dir)
+    if source.get("url"):
+        name = Path(urlparse(source["url"]).path).name or "download"
+        fetched = download_file(source["url"], work.with_name(f".{out_dir.name}.{name}"),
+                                sha256=source.get("sha256"), retries=retries)
+    elif source.get("gdrive_id"):
+        import gdown
+
+        if source.get("gdrive_kind", "folder") == "folder":
+            if not gdown.download_folder(id=source["gdrive_id"], output=str(work), quiet=False):
+                raise DataError(f"Google Drive folder {source['gdrive_id']}: nothing downloaded")
+            _replace_dir(work, out_dir)
+            return
+        fetched = Path(gdown.download(id=source["gdrive_id"], output=str(work) + "/", quiet=False))
+    else:
+        raise DataError(f"motion source {source}: neither url nor gdrive_id to download")
+    if is_archive(fetched.name):
+        extract_archive(fetched, work)
+        fetched.unlink()
+    elif fetched.parent != work:
+        shutil.move(fetched, work / fetched.name)
+    _replace_dir(work, out_dir)
 
 
 def find_motion_folder(root: str | Path, motion: str) -> Path:
-    """The folder of ``motion`` under ``root`` (searched at any depth, e.g. root/LAMP/horse_run)."""
+    """The folder of ``motion``'s clips: ``root/<motion>`` or a ``<motion>`` folder at any depth
+    (e.g. root/LAMP/horse_run); ``root`` itself when it holds the videos directly."""
     root = Path(root)
     for candidate in [root / motion, *sorted(root.rglob(motion))]:
         if candidate.is_dir():
             return candidate
-    raise DataError(f"{root}: no folder named {motion!r} with the motion's clips")
-
-
-def frozen_or_blank(frames: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
-    """Per frame: True if it is blank (one flat colour) or a copy of the frame before it.
-
-    Thresholds are in 0..255 intensity units: flat means a standard deviation below 2, a
-    copy means a mean absolute difference below 0.25 (real footage, even a still scene,
-    carries more sensor and codec noise than that)."""
-    pixels = frames.reshape(len(frames), -1, 3).astype(np.float32)
-    blank = pixels.std(axis=1).max(axis=-1) < 2.0
-    before = np.concatenate([pixels[:1] if previous is None else previous.reshape(1, -1, 3).astype(np.float32),
-                             pixels[:-1]])
-    copy = np.abs(pixels - before).mean(axis=(1, 2)) < 0.25
-    if previous is None:
-        copy[0] = False
-    return blank | copy
-
-
-def longest_damaged_run(path: str | Path, chunk: int = 64) -> int:
-    """Length of the longest run of consecutive blank or repeated frames of a clip."""
-    longest = current = 0
-    previous = None
-    length = video_length(path)
-    for start in range(0, length, chunk):
-        frames = read_video(path, range(start, min(start + chunk, length)))
-        for damaged in frozen_or_blank(frames, previous):
-            current = current + 1 if damaged else 0
-            longest = max(longest, current)
-        previous = frames[-1]
-    return longest
-
-
-def validate_clips(paths: list[Path], min_frames: int, damaged_run: int = 0, min_size: int = 16) -> None:
-    """Every clip decodes, has at least ``min_frames`` frames of at least ``min_size`` pixels,
-    and (when ``damaged_run`` > 0) no run of ``damaged_run`` blank or repeated frames.
-
-    All problems of all clips are reported in one error.
-    """
-    problems = []
-    for path in paths:
-        try:
-            frames = video_length(path)
-            height, width = read_video(path, [0]).shape[1:3]
-        except Exception as error:  # decord raises its own DECORDError and RuntimeError
-            problems.append(f"{path}: cannot be decoded ({str(error).splitlines()[0]})")
-            continue
-        if frames < min_frames:
-            problems.append(f"{path}: {frames} frames, at least {min_frames} needed")
-        if min(height, width) < min_size:
-            problems.append(f"{path}: {width}x{height} pixels, at least {min_size} per side needed")
-        if damaged_run and frames >= 2 and (run := longest_damaged_run(path)) >= damaged_run:
-            problems.append(
-                f"{path}: damaged, {run} consecutive blank or repeated frames "
-                f"(data.damaged_run = {damaged_run})"
-            )
-    if problems:
-        raise DataError("invalid training clips:\n  " + "\n  ".join(problems))
+    if root.is_dir() and list_clips(root):
+        return root
+    raise DataError(f"{root}: no folder named {motion!r} with the motion's clips, and no videos in it")
 
 
 def collect_motion_clips(source_dir: str | Path, motion: str, out_dir: str | Path, min_frames: int,
-                         damaged_run: int = 0) -> list[Path]:
-    """Validate the clips of ``motion`` found under ``source_dir`` and copy them to ``out_dir``."""
+                         damaged_run: int = 0, expected_sums: dict | None = None) -> list[Path]:
+    """Validate the clips of ``motion`` found under ``source_dir`` and copy them to ``out_dir``.
+
+    With ``expected_sums`` (file name -> sha256, from the manifest) the clips must be exactly
+    those files. The sums of the accepted clips are written to ``out_dir/clips.sha256``.
+    """
     folder = find_motion_folder(source_dir, motion)
-    clips = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    clips = list_clips(folder)
     if not clips:
         raise DataError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)})")
+    if expected_sums:
+        verify_clip_checksums(clips, expected_sums, str(folder))
+    else:
+        log.warning("%s: no sha256 sums for motion %r in the data manifest; recording them in %s",
+                    folder, motion, CHECKSUM_FILE)
     validate_clips(clips, min_frames, damaged_run)
     out_dir = Path(out_dir)
-    work = out_dir.with_name(f".{out_dir.name}.part")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = _work_dir(out_dir)
     for clip in clips:
         shutil.copy2(clip, work / clip.name)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    work.rename(out_dir)
-    return [out_dir / c.name for c in clips]
+    write_checksums(list_clips(work), work / CHECKSUM_FILE)
+    _replace_dir(work, out_dir)
+    return list_clips(out_dir)
 
 
-def prepare_motion_clips(data: dict, motion: dict, out_dir, min_frames: int, source_dir=None, fps: int = 8):
+def prepare_motion_clips(data: dict, motion: dict, out_dir, min_frames: int, source_dir=None,
+                         fps: int = 8, expected_sums: dict | None = None) -> list[Path]:
     """The training clips of one motion in ``out_dir`` (synthetic, or validated copies)."""
     if data["source"] == "synthetic":
         out_dir = Path(out_dir)
-        work = out_dir.with_name(f".{out_dir.name}.part")
-        shutil.rmtree(work, ignore_errors=True)
+        work = _work_dir(out_dir)
         height, width = data["clip_size"]
         synthesize_motion_clips(work, motion["name"], motion["subject"], data["seed"],
                                 data["clips_per_motion"], data["clip_frames"], height, width, fps)
-        validate_clips(sorted(work.glob("*.mp4")), min_frames, data["damaged_run"])
-        shutil.rmtree(out_dir, ignore_errors=True)
-        work.rename(out_dir)
-        return sorted(out_dir.glob("*.mp4"))
-    return collect_motion_clips(source_dir, motion["name"], out_dir, min_frames, data["damaged_run"])
+        validate_clips(list_clips(work), min_frames, data["damaged_run"])
+        _replace_dir(work, out_dir)
+        return list_clips(out_dir)
+    return collect_motion_clips(source_dir, motion["name"], out_dir, min_frames, data["damaged_run"],
+                                expected_sums)
 
 
-def prepare_first_frame(data: dict, motion: dict, prompt: str, out_path, height: int, width: int) -> None:
-    """The first frame of ``prompt``: LAMP's benchmark PNG, or a synthetic one."""
+def benchmark_key(motion: str, prompt: str) -> str:
+    """A first frame's key in the manifest: ``<motion>/<prompt with _ for spaces>.png``."""
+    return f"{motion}/{benchmark_file_name(prompt)}"
+
+
+def prepare_first_frame(data: dict, motion: dict, prompt: str, out_path, height: int, width: int,
+                        sha256: str | None = None) -> None:
+    """The first frame of ``prompt``: LAMP's benchmark PNG (checked against ``sha256``), or a
+    synthetic one."""
     if data["source"] == "synthetic":
         synthesize_first_frame(out_path, motion["name"], motion["subject"], prompt, data["seed"], height, width)
         return
     url = f"{data['benchmark_url'].rstrip('/')}/{quote(motion['name'])}/{quote(benchmark_file_name(prompt))}"
-    download_file(url, out_path)
+    if sha256 is None:
+        log.warning("%s: no sha256 in the data manifest; the download is not verified", url)
+    download_file(url, out_path, sha256=sha256)
