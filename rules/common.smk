@@ -1,3 +1,5 @@
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,6 +34,34 @@ MANIFEST = load_manifest(config["data"]["manifest"])
 TRAINED = sorted(
     {TRAINED_MODEL_OF_METHOD[m] for m in METHODS if m in TRAINED_MODEL_OF_METHOD}
 )
+
+
+def gpus_found():
+    """NVIDIA GPUs visible here (CUDA_VISIBLE_DEVICES respected), without importing torch."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() not in ("", "-1")])
+    try:
+        listing = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(line.startswith("GPU ") for line in listing.splitlines())
+
+
+# Local runs: at most as many GPU jobs at once as there are GPUs (--resources gpu=N wins).
+# Without a GPU the cap is left off: the jobs then run on the CPU, limited by --cores.
+if workflow.local_exec and "gpu" not in workflow.global_resources:
+    _gpus = gpus_found()
+    if _gpus:
+        workflow.register_resource("gpu", _gpus)
+
+
+def job_resources(rule):
+    """Memory, wall time and GPUs of a heavy rule's jobs, from config['resources']."""
+    spec = config["resources"][rule]
+    return {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"], "gpu": spec["gpu"]}
 
 
 wildcard_constraints:

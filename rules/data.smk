@@ -63,6 +63,8 @@ rule prepare_first_frame:
         motion=lambda wildcards: MOTIONS[wildcards.motion],
         prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
         size=[config["video"]["height"], config["video"]["width"]],
-        sha256=lambda wildcards: first_frame_sha256(wildcards.motion, wildcards.prompt_id),
+        sha256=lambda wildcards: first_frame_sha256(
+            wildcards.motion, wildcards.prompt_id
+        ),
     script:
         "../workflow_scripts/prepare_first_frame.py"

@@ -11,6 +11,9 @@ rule finetune:
         f"{BENCHMARKS}/finetune/{{trained}}/{{motion}}.tsv"
     conda:
         "../environment.yml"
+    threads: config["resources"]["finetune"]["threads"]
+    resources:
+        **job_resources("finetune"),
     params:
         finetune=lambda wildcards: finetune_settings(wildcards.trained),
         video=config["video"],

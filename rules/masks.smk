@@ -9,6 +9,9 @@ rule extract_masks:
         f"{BENCHMARKS}/extract_masks/{{motion}}.tsv"
     conda:
         "../environment.yml"
+    threads: config["resources"]["extract_masks"]["threads"]
+    resources:
+        **job_resources("extract_masks"),
     params:
         masks=config["masks"],
         subject=lambda wildcards: MOTIONS[wildcards.motion]["subject"],

@@ -11,6 +11,9 @@ rule sample:
         f"{BENCHMARKS}/sample/{{method}}/{{motion}}/{{prompt_id}}.tsv"
     conda:
         "../environment.yml"
+    threads: config["resources"]["sample"]["threads"]
+    resources:
+        **job_resources("sample"),
     params:
         sampling=lambda wildcards: sampling_settings(wildcards.method),
         prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
