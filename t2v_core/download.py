@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import requests
+import urllib3
 from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,31 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _blocks(response: requests.Response):
+    """The body as it arrives, so that a dropped connection loses no byte already received
+    (urllib3 2's ``read(amt)``, behind ``iter_content``, discards a partial block)."""
+    if not hasattr(response.raw, "read1"):  # urllib3 < 2.3: read(amt) keeps partial blocks
+        yield from response.iter_content(CHUNK)
+        return
+    try:
+        while block := response.raw.read1(CHUNK, decode_content=True):
+            yield block
+    except urllib3.exceptions.HTTPError as error:  # IncompleteRead, ReadTimeoutError, ...
+        raise requests.ConnectionError(f"{response.url}: {error}") from error
+
+
 def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
     offset = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    # identity: byte offsets must count the bytes on the wire, not a decompressed stream
+    headers = {"Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
     with requests.get(url, stream=True, timeout=timeout, headers=headers) as response:
-        if response.status_code == 416:  # already complete
-            return
+        if response.status_code == 416:  # nothing past offset: complete, or a stale longer .part
+            if response.headers.get("Content-Range", "") == f"bytes */{offset}":
+                return
+            part.unlink()
+            return _fetch_once(url, part, timeout, progress)
         if response.status_code in (403, 404, 410):
             raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
         response.raise_for_status()
@@ -54,10 +74,8 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
             total=total, initial=offset, unit="B", unit_scale=True,
             desc=Path(part).name[: -len(".part")], disable=not progress,
         ) as bar:
-            received = 0
-            for block in response.iter_content(CHUNK):
+            for block in _blocks(response):
                 handle.write(block)
-                received += len(block)
                 bar.update(len(block))
         if total is not None and part.stat().st_size < total:
             raise requests.ConnectionError(
@@ -90,7 +108,8 @@ def download_file(
         except DownloadError:
             part.unlink(missing_ok=True)
             raise
-        except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as error:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,  # dropped body
+                requests.Timeout, requests.HTTPError) as error:
             if attempt == retries:
                 part.unlink(missing_ok=True)
                 raise DownloadError(f"{url}: failed after {retries} attempts: {error}") from error

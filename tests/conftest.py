@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,55 @@ def shared_data(*parts) -> Path:
     if not path.exists():
         pytest.skip(f"shared test data {path} is absent")
     return path
+
+
+class LocalHTTPHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output quiet
+        pass
+
+    def send_response(self, code, message=None):
+        self.server.log.append((self.path, self.headers.get("Range"), code))
+        super().send_response(code, message)
+
+    def do_GET(self):
+        srv, body = self.server, self.server.files.get(self.path)
+        if srv.status:
+            return self.send_error(srv.status)
+        if body is None:
+            return self.send_error(404)
+        start, wanted = 0, self.headers.get("Range")
+        if wanted and not srv.ignore_range:
+            start = int(wanted.removeprefix("bytes=").rstrip("-"))
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                return self.end_headers()
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        payload = body[start:]
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if srv.drops > 0:  # promise everything, send half, hang up (HTTP/1.0 closes after return)
+            srv.drops -= 1
+            payload = payload[: len(payload) // 2]
+        self.wfile.write(payload)
+
+
+@pytest.fixture
+def http_server(monkeypatch):
+    """An HTTP server on 127.0.0.1 serving ``.files`` (path -> bytes) with Range support;
+    ``.log`` lists (path, Range, status); ``.drops``/``.ignore_range``/``.status`` misbehave."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), LocalHTTPHandler)
+    httpd.files, httpd.log = {}, []
+    httpd.drops, httpd.ignore_range, httpd.status = 0, False, None
+    httpd.url = lambda path: f"http://127.0.0.1:{httpd.server_port}{path}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)

@@ -11,10 +11,12 @@ import yaml
 
 from t2v_core.config import ConfigError, load_config, prompt_table, validate_config
 from t2v_core.data.sources import (
-    benchmark_key, download_motion_source, extract_archive, find_motion_folder, prepare_motion_clips,
+    benchmark_key, download_motion_source, extract_archive, find_motion_folder, prepare_first_frame,
+    prepare_motion_clips,
 )
 from t2v_core.data.synthetic import render_clip
 from t2v_core.data.validation import CHECKSUM_FILE, DataError, load_manifest
+from t2v_core.download import ChecksumError
 from t2v_core.video_io import write_mp4
 
 from conftest import REPO, shared_data
@@ -111,3 +113,41 @@ def test_per_motion_source_keys_are_validated():
     base["motions"][0]["source"] = {"url": "ftp://example.org/rain.zip"}
     with pytest.raises(ConfigError, match="motions.0.source.url"):
         validate_config(base)
+
+
+def test_motion_archive_downloaded_checked_and_unpacked(http_server, tmp_path):
+    bundle = io.BytesIO()
+    with zipfile.ZipFile(bundle, "w") as archive:
+        archive.writestr("rain/a.mp4", clip_bytes(tmp_path, "a.mp4"))
+        archive.writestr("rain/b.mp4", clip_bytes(tmp_path, "b.mp4", seed=1))
+    http_server.files["/sets/rain.zip"] = bundle.getvalue()
+    source = {"url": http_server.url("/sets/rain.zip"), "sha256": hashlib.sha256(bundle.getvalue()).hexdigest()}
+    http_server.drops = 1  # the connection drops once mid-file: resumed
+    download_motion_source(source, tmp_path / "downloads" / "rain", retries=3)
+    clips = prepare_motion_clips({"source": "lamp", "damaged_run": 4}, {"name": "rain"}, tmp_path / "train", 6,
+                                 source_dir=tmp_path / "downloads" / "rain")
+    assert [c.name for c in clips] == ["a.mp4", "b.mp4"]
+    assert (tmp_path / "train" / "a.mp4").read_bytes() == (tmp_path / "a.mp4").read_bytes()
+    assert [entry[1] is not None for entry in http_server.log] == [False, True]  # second asked a Range
+    # a wrong sum: nothing under the final name, the error names both sums
+    source["sha256"] = "f" * 64
+    with pytest.raises(ChecksumError) as error:
+        download_motion_source(source, tmp_path / "downloads" / "rain2", retries=1)
+    assert "f" * 64 in str(error.value) and hashlib.sha256(bundle.getvalue()).hexdigest() in str(error.value)
+    assert not (tmp_path / "downloads" / "rain2").exists()
+
+
+def test_benchmark_first_frame_verified_against_the_manifest(http_server, tmp_path):
+    png = shared_data("lamp_benchmark", "horse_run", "a_red_horse_runs_in_the_sky.png").read_bytes()
+    http_server.files["/benchmark/horse_run/a_red_horse_runs_in_the_sky.png"] = png
+    manifest = load_manifest(REPO / "config" / "lamp_manifest.yaml")
+    data = {"source": "lamp", "benchmark_url": http_server.url("/benchmark")}
+    key = benchmark_key("horse_run", "a red horse runs in the sky")
+    prepare_first_frame(data, {"name": "horse_run"}, "a red horse runs in the sky", tmp_path / "f.png", 320, 512,
+                        sha256=manifest["benchmark"][key])
+    assert (tmp_path / "f.png").read_bytes() == png
+    http_server.files["/benchmark/horse_run/a_red_horse_runs_in_the_sky.png"] = png[:-10] + b"0123456789"
+    with pytest.raises(ChecksumError, match="checksum mismatch"):
+        prepare_first_frame(data, {"name": "horse_run"}, "a red horse runs in the sky", tmp_path / "g.png",
+                            320, 512, sha256=manifest["benchmark"][key])
+    assert not (tmp_path / "g.png").exists()
