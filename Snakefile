@@ -20,9 +20,11 @@ include: "rules/masks.smk"
 include: "rules/finetune.smk"
 include: "rules/sample.smk"
 include: "rules/evaluate.smk"
+include: "rules/grids.smk"
 
 
 rule all:
     default_target: True
     input:
         get_final_outputs(),
+        get_grid_outputs(),
