@@ -6,8 +6,14 @@ rule evaluate:
         f"{RESULTS}/metrics/{{method}}/{{motion}}/{{prompt_id}}.csv",
     log:
         f"{LOGS}/evaluate/{{method}}/{{motion}}/{{prompt_id}}.log",
+    # Seconds-long jobs: on a cluster they are bundled (group-components in profiles/slurm).
+    group:
+        "evaluation"
     conda:
         "../environment.yml"
+    threads: config["resources"]["evaluate"]["threads"]
+    resources:
+        **job_resources("evaluate"),
     params:
         prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
         seeds=SEEDS,

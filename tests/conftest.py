@@ -31,16 +31,21 @@ def base_parts(tiny_model_dir):
     return load_base_components(tiny_model_dir / "base")
 
 
-@pytest.fixture
-def workflow_copy(tmp_path) -> Path:
-    """The workflow's files in a temporary working directory (results are written there)."""
+def copy_workflow(dest: Path) -> Path:
+    """The workflow's files copied into ``dest`` (a working directory for results)."""
     for name in WORKFLOW_FILES:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, tmp_path / name)
+            shutil.copytree(source, dest / name)
         else:
-            shutil.copy2(source, tmp_path / name)
-    return tmp_path
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+@pytest.fixture
+def workflow_copy(tmp_path) -> Path:
+    """The workflow's files in a temporary working directory (results are written there)."""
+    return copy_workflow(tmp_path)
 
 
 def shared_data(*parts) -> Path:
