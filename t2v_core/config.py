@@ -66,7 +66,17 @@ def validate_config(config: dict, source: str = "config", schema: dict | None = 
             lines.append(f"  {where}: {error.message}")
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines))
     _check_semantics(config, source)
-    return config
+    return canonical(config)
+
+
+def canonical(value):
+    """``value`` with every mapping's keys sorted: the order keys are written in a config
+    file then never reaches Snakemake's params, so reordering them re-runs nothing."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
 
 
 def _check_semantics(config: dict, source: str) -> None:

@@ -58,3 +58,13 @@ def test_prompt_id_is_file_name_safe_and_stable(prompt):
 
 def test_prompt_ids_differ_for_punctuation_variants():
     assert prompt_id("fireworks, grass land") != prompt_id("fireworks grass land")
+
+
+def test_key_order_of_a_config_file_does_not_matter():
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    reordered = {key: config[key] for key in reversed(list(config))}
+    reordered["video"] = {key: config["video"][key] for key in reversed(list(config["video"]))}
+    a, b = validate_config(config), validate_config(reordered)
+    assert a == b and list(a) == list(b) == sorted(a)
+    assert repr(a["video"]) == repr(b["video"])  # what Snakemake compares for params
+    assert list(load_config(REPO / "config" / "demo.yaml")["video"]) == sorted(config["video"])
