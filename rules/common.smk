@@ -100,6 +100,12 @@ def sampling_settings(method):
     }
 
 
+def motion_data(motion):
+    """What the data stage needs of a motion: not its prompts, so adding a prompt does not
+    re-prepare the motion's clips and first frames (and everything trained on them)."""
+    return {key: MOTIONS[motion][key] for key in ("name", "subject", "source")}
+
+
 def own_download(motion):
     """The motion's own url or Google Drive source, if it has one."""
     source = MOTIONS[motion]["source"]

@@ -40,7 +40,7 @@ rule prepare_clips:
         "../environment.yml"
     params:
         data=config["data"],
-        motion=lambda wildcards: MOTIONS[wildcards.motion],
+        motion=lambda wildcards: motion_data(wildcards.motion),
         min_frames=config["video"]["num_frames"],
         fps=config["video"]["fps"],
         local_dir=lambda wildcards: local_clip_dir(wildcards.motion),
@@ -60,7 +60,7 @@ rule prepare_first_frame:
         "../environment.yml"
     params:
         data=config["data"],
-        motion=lambda wildcards: MOTIONS[wildcards.motion],
+        motion=lambda wildcards: motion_data(wildcards.motion),
         prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
         size=[config["video"]["height"], config["video"]["width"]],
         sha256=lambda wildcards: first_frame_sha256(

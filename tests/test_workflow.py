@@ -1,15 +1,23 @@
-"""The Snakemake workflow: the demo end to end, the paper DAG, lint."""
+"""The Snakemake workflow: the demo end to end, what re-runs after an edit, interrupted runs,
+the paper DAG, lint."""
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from conftest import copy_workflow
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+DEMO = ["--configfile", "config/demo.yaml"]
 
 
 def run_snakemake(cwd, *args, check=True):
@@ -24,12 +32,40 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
+def scheduled_jobs(output: str) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run lists."""
+    jobs = set()
+    for block in re.split(r"\n(?=[ \t]*(?:local)?rule \w+:)", output):  # grouped jobs are indented
+        rule = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if rule:
+            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            jobs.add((rule.group(1), wildcards.group(1) if wildcards else ""))
+    return jobs
+
+
+def edited_demo(workdir: Path, name: str, edit) -> list[str]:
+    """Arguments for a dry run of the demo config changed by ``edit(config)``."""
+    config = yaml.safe_load((workdir / "config" / "demo.yaml").read_text())
+    edit(config)
+    (workdir / f"{name}.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    return ["all", "-n", "--cores", "2", "--configfile", f"{name}.yaml"]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The demo, run once to completion in its own working directory."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
+    start = time.monotonic()
+    run_snakemake(workdir, "all", "--cores", "2", *DEMO)
+    print(f"demo ran in {time.monotonic() - start:.0f} s")
+    return workdir
+
+
 @pytest.mark.slow
-def test_demo_runs_end_to_end_and_reruns_nothing(workflow_copy):
-    run_snakemake(workflow_copy, "all", "--cores", "2", "--configfile", "config/demo.yaml")
-    results = workflow_copy / "results" / "demo"
+def test_demo_runs_end_to_end_and_reruns_nothing(demo_run):
+    results = demo_run / "results" / "demo"
     table = pd.read_csv(results / "table.csv")
-    methods = yaml.safe_load((workflow_copy / "config" / "schema.yaml").read_text())["properties"]["methods"]["default"]
+    methods = yaml.safe_load((demo_run / "config" / "schema.yaml").read_text())["properties"]["methods"]["default"]
     assert list(table["method"]) == methods
     for metric in ("alignment", "consistency", "diversity"):
         assert table[metric].notna().all() and (table[metric].abs() <= 100).all()
@@ -38,12 +74,118 @@ def test_demo_runs_end_to_end_and_reruns_nothing(workflow_copy):
     assert (results / "plots" / "metrics.png").stat().st_size > 1000
     # prompts with commas, apostrophes and unicode survive as file names
     assert list((results / "samples" / "lamp" / "shape_right").glob("a_square_slides_right_it_s_cafe_time-*/seed1.mp4"))
-    dry = run_snakemake(workflow_copy, "all", "--cores", "2", "--configfile", "config/demo.yaml", "-n")
-    assert "Nothing to be done" in dry
+    assert len(list((results / "grids").glob("*/*_seed0.mp4"))) == 4
+    assert len(list((results / "grids" / "contact_sheets").glob("*/*.png"))) == 1
+    assert "Nothing to be done" in run_snakemake(demo_run, "all", "--cores", "2", *DEMO, "-n")
+
+
+def _expected(rule, **wildcards):
+    return rule, ", ".join(f"{k}={v}" for k, v in wildcards.items())
+
+
+@pytest.mark.slow
+def test_editing_one_method_reruns_only_that_method(demo_run):
+    def edit(config):
+        config["sampling"]["lamp"] = {"guidance_scale": 9.0}
+
+    jobs = scheduled_jobs(run_snakemake(demo_run, *edited_demo(demo_run, "lamp_guidance", edit)))
+    prompts = [p.parent.name for p in (demo_run / "results/demo/samples/lamp").glob("*/*/seed0.mp4")]
+    motions = [p.parent.parent.name for p in (demo_run / "results/demo/samples/lamp").glob("*/*/seed0.mp4")]
+    expected = {("aggregate", ""), ("all", ""), ("contact_sheet", _expected_sheet(jobs))}
+    for motion, prompt in zip(motions, prompts):
+        expected.add(_expected("sample", method="lamp", motion=motion, prompt_id=prompt))
+        expected.add(_expected("evaluate", method="lamp", motion=motion, prompt_id=prompt))
+        expected.add(_expected("grid", motion=motion, prompt_id=prompt, seed=0))
+    assert len(prompts) == 4 and jobs == expected
+
+
+def _expected_sheet(jobs):
+    sheets = [w for rule, w in jobs if rule == "contact_sheet"]
+    assert len(sheets) == 1
+    return sheets[0]
+
+
+@pytest.mark.slow
+def test_adding_a_prompt_runs_only_its_jobs(demo_run):
+    def edit(config):
+        config["motions"][1]["prompts"].append("a yellow circle floats up")
+
+    jobs = scheduled_jobs(run_snakemake(demo_run, *edited_demo(demo_run, "new_prompt", edit)))
+    new = {w for rule, w in jobs if rule == "sample"}
+    assert all("prompt_id=a_yellow_circle_floats_up-" in w for w in new)
+    prompt_id = re.search(r"prompt_id=(\S+)", next(iter(new))).group(1).rstrip(",")
+    motion = {"motion": "shape_up", "prompt_id": prompt_id}
+    expected = {("aggregate", ""), ("all", ""), _expected("prepare_first_frame", **motion),
+                _expected("grid", **motion, seed=0)}
+    for method in ("text2video_zero", "lamp", "ours_noise", "ours_latents", "per_frame_t2i"):
+        expected |= {_expected("sample", method=method, **motion), _expected("evaluate", method=method, **motion)}
+    assert jobs == expected
+
+
+@pytest.mark.slow
+def test_changing_mask_settings_reruns_ours_but_not_lamp_or_baselines(demo_run):
+    def edit(config):
+        config["masks"] = {"motion_threshold": 0.12}
+
+    jobs = scheduled_jobs(run_snakemake(demo_run, *edited_demo(demo_run, "masks", edit)))
+    by_rule = {}
+    for rule, wildcards in jobs:
+        by_rule.setdefault(rule, set()).add(wildcards)
+    assert by_rule["extract_masks"] == {"motion=shape_right", "motion=shape_up"}
+    assert by_rule["finetune"] == {"trained=ours, motion=shape_right", "trained=ours, motion=shape_up"}
+    sampled = {re.search(r"method=(\w+)", w).group(1) for w in by_rule["sample"]}
+    assert sampled == {"ours_noise", "ours_latents"} and len(by_rule["sample"]) == 8
+    assert len(by_rule["evaluate"]) == 8 and len(by_rule["grid"]) == 4
+    assert set(by_rule) == {"extract_masks", "finetune", "sample", "evaluate", "grid", "contact_sheet",
+                            "aggregate", "all"}
+
+
+def _run_until(workdir, args, ready, timeout=300):
+    """Start snakemake, wait until ``ready()``, then kill it and its jobs (SIGKILL, no cleanup)."""
+    process = subprocess.Popen([*SNAKEMAKE, *args], cwd=workdir, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready():
+            assert process.poll() is None, "snakemake ended before the moment to kill it"
+            assert time.monotonic() < deadline, "timed out waiting to kill snakemake"
+            time.sleep(0.2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.mark.slow
+def test_killed_finetuning_resumes_from_its_checkpoint(workflow_copy):
+    config = yaml.safe_load((workflow_copy / "config" / "demo.yaml").read_text())
+    config["finetune"].update(steps=60, checkpoint_every=5)
+    (workflow_copy / "long.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    relative = "results/demo/finetune/lamp/shape_right"
+    run_dir = workflow_copy / relative
+    target = [f"{relative}/loss.csv", "--cores", "1", "--configfile", "long.yaml"]
+
+    def checkpoint_at_step_10():  # only the latest checkpoint is kept
+        return any(int(p.name.split("_")[1]) >= 10 for p in (run_dir / "checkpoints").glob("step_*[0-9]"))
+
+    _run_until(workflow_copy, target, checkpoint_at_step_10)
+    assert not (run_dir / "adapter").exists() and not (run_dir / "loss.csv").exists()
+    # Snakemake sees the killed job as incomplete and will not take its outputs as done
+    dry = run_snakemake(workflow_copy, *target, "-n")
+    assert "finetune" in job_counts(dry)
+    run_snakemake(workflow_copy, *target, "--unlock")  # a killed Snakemake leaves its lock
+    run_snakemake(workflow_copy, *target, "--rerun-incomplete")
+    log = (workflow_copy / "results/demo/logs/finetune/lamp/shape_right.log").read_text()
+    resumed = int(re.search(r"resuming from \S+ \(step (\d+)\)", log).group(1))
+    assert resumed >= 10
+    losses = pd.read_csv(run_dir / "loss.csv")
+    assert len(losses) == 60 and (run_dir / "adapter").is_dir()
 
 
 def test_paper_dag_dry_runs_with_every_job(workflow_copy):
+    start = time.monotonic()
     output = run_snakemake(workflow_copy, "all", "-n", "--cores", "8")
+    print(f"paper DAG dry run: {time.monotonic() - start:.1f} s")
     counts = job_counts(output)
     methods, prompts, motions = 5, 48, 8
     assert counts["sample"] == methods * prompts
@@ -51,8 +193,10 @@ def test_paper_dag_dry_runs_with_every_job(workflow_copy):
     assert counts["finetune"] == 2 * motions
     assert counts["extract_masks"] == motions
     assert counts["prepare_first_frame"] == prompts
+    assert counts["prepare_clips"] == motions
     assert counts["prepare_models"] == 3
     assert counts["download_lamp_fewshot"] == 1
+    assert counts["grid"] == prompts and counts["contact_sheet"] == 1
 
 
 def test_unknown_config_key_stops_the_workflow(workflow_copy):
