@@ -178,8 +178,8 @@ def get_metric_tables(wildcards=None):
 
 
 def get_final_outputs():
-    return [
-        f"{RESULTS}/table.csv",
-        f"{RESULTS}/table.md",
-        f"{RESULTS}/plots/metrics.png",
+    tables = ["table.csv", "table.md", "table.tex", "motions.md"]
+    plots = ["metrics", "motion_heatmap", "alignment_vs_diversity"]
+    return [f"{RESULTS}/{name}" for name in tables] + [
+        f"{RESULTS}/plots/{name}.{kind}" for name in plots for kind in ("png", "svg")
     ]

@@ -31,12 +31,37 @@ rule aggregate:
             caption="../report/table.rst",
             category="Comparison",
         ),
-        table_md=f"{RESULTS}/table.md",
-        plot=report(
+        table_md=report(
+            f"{RESULTS}/table.md", caption="../report/table.rst", category="Comparison"
+        ),
+        table_tex=report(
+            f"{RESULTS}/table.tex",
+            caption="../report/table_tex.rst",
+            category="Comparison",
+        ),
+        motions_md=report(
+            f"{RESULTS}/motions.md",
+            caption="../report/motions.rst",
+            category="Comparison",
+        ),
+        metrics_png=report(
             f"{RESULTS}/plots/metrics.png",
             caption="../report/metrics.rst",
             category="Comparison",
         ),
+        metrics_svg=f"{RESULTS}/plots/metrics.svg",
+        heatmap_png=report(
+            f"{RESULTS}/plots/motion_heatmap.png",
+            caption="../report/motion_heatmap.rst",
+            category="Comparison",
+        ),
+        heatmap_svg=f"{RESULTS}/plots/motion_heatmap.svg",
+        tradeoff_png=report(
+            f"{RESULTS}/plots/alignment_vs_diversity.png",
+            caption="../report/tradeoff.rst",
+            category="Comparison",
+        ),
+        tradeoff_svg=f"{RESULTS}/plots/alignment_vs_diversity.svg",
         videos=f"{RESULTS}/metrics/videos.csv",
         prompts=f"{RESULTS}/metrics/prompts.csv",
         motions=f"{RESULTS}/metrics/motions.csv",

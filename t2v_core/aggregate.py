@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 
 from .config import METHOD_LABELS
+from .plots import ARROWS, METRICS, plot_metrics, plot_motion_heatmap, plot_tradeoff
 from .video_io import atomic_path
 
-METRICS = ("alignment", "consistency", "diversity")
-ARROWS = {"alignment": "↑", "consistency": "↑", "diversity": "↓"}
 #: The poster's table (the reference numbers shown beside ours).
 POSTER = {
     "text2video_zero": {"alignment": 27.84, "consistency": 94.10, "diversity": 82.26},
@@ -104,38 +103,68 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_metrics(table: pd.DataFrame, path: str | Path) -> None:
-    import matplotlib
+def _latex_escape(text: str) -> str:
+    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                          ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
+        text = text.replace(char, escaped)
+    return text
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.8))
-    x = np.arange(len(table))
-    for ax, metric in zip(axes, METRICS):
-        values = table[metric].to_numpy(dtype=float)
-        low = values - table[f"{metric}_ci_low"].to_numpy(dtype=float)
-        high = table[f"{metric}_ci_high"].to_numpy(dtype=float) - values
-        errors = np.nan_to_num(np.vstack([low, high]))
-        ax.bar(x, values, yerr=errors, capsize=4, color="tab:blue", label="measured")
-        poster = table[f"poster_{metric}"].to_numpy(dtype=float)
-        ax.scatter(x, poster, color="tab:red", marker="D", zorder=3, label="poster")
-        ax.set_xticks(x, table["label"], rotation=30, ha="right")
-        ax.set_title(f"{metric.capitalize()} {ARROWS[metric]}")
-        ax.set_ylabel("CLIP cosine x 100")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=2, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+def _latex_cell(value, low, high) -> str:
+    if not math.isfinite(value):
+        return "--"
+    if math.isfinite(low):
+        return f"{value:.2f} $\\pm$ {(high - low) / 2:.2f}"
+    return f"{value:.2f}"
+
+
+def latex_table(table: pd.DataFrame) -> str:
+    """The comparison as a booktabs table: ours (mean ± half the 95% CI) beside the poster."""
+    arrows = {"alignment": r"$\uparrow$", "consistency": r"$\uparrow$", "diversity": r"$\downarrow$"}
+    lines = [
+        r"\begin{tabular}{l" + "rr" * len(METRICS) + "}",
+        r"\toprule",
+        "Model & " + " & ".join(rf"\multicolumn{{2}}{{c}}{{{m.capitalize()} {arrows[m]}}}" for m in METRICS) + r" \\",
+        " & " + " & ".join(["ours", "poster"] * len(METRICS)) + r" \\",
+        r"\midrule",
+    ]
+    for row in table.itertuples(index=False):
+        row = row._asdict()
+        cells = [_latex_escape(row["label"])]
+        for metric in METRICS:
+            cells.append(_latex_cell(row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]))
+            poster = row[f"poster_{metric}"]
+            cells.append(f"{poster:.2f}" if math.isfinite(poster) else "--")
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def motions_markdown(motions: pd.DataFrame, methods: list[str]) -> str:
+    """Per-motion breakdown: one row per (motion, method), each metric with its 95% CI."""
+    header = "| Motion | Model | " + " | ".join(f"{m.capitalize()} {ARROWS[m]}" for m in METRICS) + " | Prompts |"
+    lines = [header, "|" + "---|" * (3 + len(METRICS))]
+    order = {m: i for i, m in enumerate(methods)}
+    ranked = motions.assign(_order=motions["method"].map(order)).sort_values(["motion", "_order"])
+    for row in ranked.itertuples(index=False):
+        row = row._asdict()
+        cells = [row["motion"], METHOD_LABELS[row["method"]]]
+        cells += [_cell(row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"]) for m in METRICS]
+        lines.append("| " + " | ".join(cells + [str(row["n_prompts"])]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format=Path(path).suffix[1:])
-    plt.close(fig)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def aggregate(metric_csvs: list[str | Path], methods: list[str], out: dict, samples: int, seed: int) -> pd.DataFrame:
-    """Read per-video metric CSVs and write the tables and plot named in ``out``.
+    """Read per-video metric CSVs and write the tables and plots named in ``out``.
 
-    ``out`` keys: videos (all per-video rows), prompts (per-prompt), motions (per method x
-    motion), table_csv, table_md, plot.
+    ``out`` keys: videos (all per-video rows), prompts (per prompt), motions (per method x
+    motion, CSV) and motions_md, table_csv, table_md, table_tex, and the figures
+    metrics_png/_svg, heatmap_png/_svg, tradeoff_png/_svg.
     """
     videos = pd.concat([pd.read_csv(p) for p in metric_csvs], ignore_index=True)
     table = comparison_table(videos, methods, samples, seed)
@@ -144,7 +173,10 @@ def aggregate(metric_csvs: list[str | Path], methods: list[str], out: dict, samp
     for key, frame in (("videos", videos), ("prompts", prompts), ("motions", motions), ("table_csv", table)):
         with atomic_path(out[key]) as tmp:
             frame.to_csv(tmp, index=False)
-    with atomic_path(out["table_md"]) as tmp:
-        tmp.write_text(markdown_table(table), encoding="utf-8")
-    plot_metrics(table, out["plot"])
+    _write_text(out["table_md"], markdown_table(table))
+    _write_text(out["table_tex"], latex_table(table))
+    _write_text(out["motions_md"], motions_markdown(motions, methods))
+    plot_metrics(table, [out["metrics_png"], out["metrics_svg"]])
+    plot_motion_heatmap(motions, methods, [out["heatmap_png"], out["heatmap_svg"]])
+    plot_tradeoff(table, [out["tradeoff_png"], out["tradeoff_svg"]])
     return table

@@ -1,6 +1,7 @@
 """The Snakemake workflow: the demo end to end, what re-runs after an edit, interrupted runs,
 the paper DAG, lint."""
 
+import base64
 import contextlib
 import os
 import re
@@ -71,12 +72,29 @@ def test_demo_runs_end_to_end_and_reruns_nothing(demo_run):
         assert table[metric].notna().all() and (table[metric].abs() <= 100).all()
     assert (table["n_videos"] == 8).all()
     assert "| LAMP |" in (results / "table.md").read_text()
-    assert (results / "plots" / "metrics.png").stat().st_size > 1000
+    assert r"\toprule" in (results / "table.tex").read_text()
+    assert "| shape_up | LAMP |" in (results / "motions.md").read_text()
+    for plot in ("metrics", "motion_heatmap", "alignment_vs_diversity"):
+        assert (results / "plots" / f"{plot}.png").stat().st_size > 1000
+        assert "<svg" in (results / "plots" / f"{plot}.svg").read_text()[:1000]
     # prompts with commas, apostrophes and unicode survive as file names
     assert list((results / "samples" / "lamp" / "shape_right").glob("a_square_slides_right_it_s_cafe_time-*/seed1.mp4"))
     assert len(list((results / "grids").glob("*/*_seed0.mp4"))) == 4
     assert len(list((results / "grids" / "contact_sheets").glob("*/*.png"))) == 1
     assert "Nothing to be done" in run_snakemake(demo_run, "all", "--cores", "2", *DEMO, "-n")
+
+
+@pytest.mark.slow
+def test_report_embeds_the_table_plots_and_videos(demo_run):
+    run_snakemake(demo_run, "all", "--report", "report.html", *DEMO)
+    html = (demo_run / "report.html").read_text()
+    embedded = re.findall(r'data:([a-z/+.-]+)[^,"]*;base64,([A-Za-z0-9+/=]+)', html)
+    table = (demo_run / "results" / "demo" / "table.csv").read_bytes()
+    assert any(base64.b64decode(data) == table for kind, data in embedded if kind == "text/csv")
+    kinds = {kind for kind, _ in embedded}
+    assert {"image/png", "text/csv"} <= kinds and any(kind.startswith("video/") for kind in kinds)
+    # captions state the models and seeds the numbers come from
+    assert "a red square moves to the right" in html and "Comparison" in html
 
 
 def _expected(rule, **wildcards):

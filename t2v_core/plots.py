@@ -1,0 +1,98 @@
+"""Figures of the comparison, each written as PNG and SVG (atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import METHOD_LABELS
+from .video_io import atomic_path
+
+METRICS = ("alignment", "consistency", "diversity")
+ARROWS = {"alignment": "↑", "consistency": "↑", "diversity": "↓"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, paths) -> None:
+    """``fig`` to every path (format from the suffix), then closed."""
+    for path in paths:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format=Path(path).suffix[1:], bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def _errors(table: pd.DataFrame, metric: str) -> np.ndarray:
+    values = table[metric].to_numpy(dtype=float)
+    low = values - table[f"{metric}_ci_low"].to_numpy(dtype=float)
+    high = table[f"{metric}_ci_high"].to_numpy(dtype=float) - values
+    return np.nan_to_num(np.vstack([low, high]))  # no CI (one prompt): no bar
+
+
+def plot_metrics(table: pd.DataFrame, paths) -> None:
+    """One panel per metric: our mean per method with its 95% CI, the poster's as diamonds."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.8))
+    x = np.arange(len(table))
+    for ax, metric in zip(axes, METRICS):
+        ax.bar(x, table[metric].to_numpy(dtype=float), yerr=_errors(table, metric), capsize=4,
+               color="tab:blue", label="measured (95% CI over prompts)")
+        ax.scatter(x, table[f"poster_{metric}"].to_numpy(dtype=float), color="tab:red", marker="D",
+                   zorder=3, label="poster")
+        ax.set_xticks(x, table["label"], rotation=30, ha="right")
+        ax.set_title(f"{metric.capitalize()} {ARROWS[metric]}")
+        ax.set_ylabel("CLIP cosine x 100")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    save_figure(fig, paths)
+
+
+def plot_motion_heatmap(motions: pd.DataFrame, methods: list[str], paths) -> None:
+    """Per metric, a methods x motions heatmap of the mean over the motion's prompts."""
+    plt = _pyplot()
+    names = sorted(motions["motion"].unique())
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(1.2 * len(names) * len(METRICS) + 4, 0.6 * len(methods) + 2))
+    for ax, metric in zip(np.atleast_1d(axes), METRICS):
+        grid = motions.pivot(index="method", columns="motion", values=metric).reindex(index=methods, columns=names)
+        values = grid.to_numpy(dtype=float)
+        image = ax.imshow(values, cmap="viridis_r" if metric == "diversity" else "viridis", aspect="auto")
+        for (i, j), value in np.ndenumerate(values):
+            r, g, b, _ = image.cmap(image.norm(value))  # dark text on light cells
+            ax.text(j, i, "n/a" if np.isnan(value) else f"{value:.1f}", ha="center", va="center",
+                    color="black" if 0.3 * r + 0.6 * g + 0.1 * b > 0.5 else "white", fontsize=8)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax.set_yticks(range(len(methods)), [METHOD_LABELS[m] for m in methods])
+        ax.set_title(f"{metric.capitalize()} {ARROWS[metric]}")
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    save_figure(fig, paths)
+
+
+def plot_tradeoff(table: pd.DataFrame, paths) -> None:
+    """Alignment against diversity per method (95% CIs as error bars), the poster's beside."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    for index, row in enumerate(table.itertuples(index=False)):
+        colour = f"C{index}"
+        one = table.iloc[[index]]
+        ax.errorbar(row.diversity, row.alignment, xerr=_errors(one, "diversity"),
+                    yerr=_errors(one, "alignment"), fmt="o", color=colour, capsize=3, label=row.label)
+        if np.isfinite(row.poster_alignment):
+            ax.scatter(row.poster_diversity, row.poster_alignment, marker="D", facecolors="none",
+                       edgecolors=colour)
+    ax.set_xlabel("Diversity ↓ (cross-seed similarity; left = more diverse)")
+    ax.set_ylabel("Alignment ↑")
+    ax.set_title("Alignment vs diversity (hollow diamonds: poster)")
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    save_figure(fig, paths)
