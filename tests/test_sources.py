@@ -1,6 +1,7 @@
 """Data sources: per-motion downloads (archives), the sha256 manifest, clip folders."""
 
 import hashlib
+import os
 import io
 import tarfile
 import zipfile
@@ -151,3 +152,15 @@ def test_benchmark_first_frame_verified_against_the_manifest(http_server, tmp_pa
         prepare_first_frame(data, {"name": "horse_run"}, "a red horse runs in the sky", tmp_path / "g.png",
                             320, 512, sha256=manifest["benchmark"][key])
     assert not (tmp_path / "g.png").exists()
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    from t2v_core.video_io import atomic_path
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "out.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
