@@ -9,6 +9,7 @@ method has a single prompt).
 from __future__ import annotations
 
 import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +49,18 @@ def bootstrap_ci(values: np.ndarray, samples: int, rng: np.random.Generator, lev
     return float(low), float(high)
 
 
+def _group_rng(seed: int, key: tuple) -> np.random.Generator:
+    """A generator of its own per group, so that a group's CI never depends on which other
+    groups (methods, motions) are in the table."""
+    return np.random.default_rng([seed, zlib.crc32("\x1f".join(map(str, key)).encode())])
+
+
 def summarise(prompts: pd.DataFrame, by: list[str], samples: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
+    """Per group of ``by``: the mean over prompts of each metric and its 95% bootstrap CI."""
     rows = []
     for key, group in prompts.groupby(by, sort=False):
         key = key if isinstance(key, tuple) else (key,)
+        rng = _group_rng(seed, key)
         row = dict(zip(by, key))
         row["n_prompts"] = len(group)
         row["n_videos"] = int(group["n_videos"].sum())
@@ -104,18 +112,18 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 def _latex_escape(text: str) -> str:
-    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
-                          ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
-        text = text.replace(char, escaped)
-    return text
+    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
+               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(special.get(char, char) for char in text)
 
 
-def _latex_cell(value, low, high) -> str:
+def _latex_cell(value, low=math.nan, high=math.nan) -> str:
+    """Math mode (a real minus sign); ± half the CI's width, nothing without a CI."""
     if not math.isfinite(value):
         return "--"
     if math.isfinite(low):
-        return f"{value:.2f} $\\pm$ {(high - low) / 2:.2f}"
-    return f"{value:.2f}"
+        return f"${value:.2f} \\pm {(high - low) / 2:.2f}$"
+    return f"${value:.2f}$"
 
 
 def latex_table(table: pd.DataFrame) -> str:
@@ -133,8 +141,7 @@ def latex_table(table: pd.DataFrame) -> str:
         cells = [_latex_escape(row["label"])]
         for metric in METRICS:
             cells.append(_latex_cell(row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]))
-            poster = row[f"poster_{metric}"]
-            cells.append(f"{poster:.2f}" if math.isfinite(poster) else "--")
+            cells.append(_latex_cell(row[f"poster_{metric}"]))
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -145,7 +152,8 @@ def motions_markdown(motions: pd.DataFrame, methods: list[str]) -> str:
     header = "| Motion | Model | " + " | ".join(f"{m.capitalize()} {ARROWS[m]}" for m in METRICS) + " | Prompts |"
     lines = [header, "|" + "---|" * (3 + len(METRICS))]
     order = {m: i for i, m in enumerate(methods)}
-    ranked = motions.assign(_order=motions["method"].map(order)).sort_values(["motion", "_order"])
+    ranked = motions[motions["method"].isin(methods)]
+    ranked = ranked.assign(_order=ranked["method"].map(order)).sort_values(["motion", "_order"], kind="stable")
     for row in ranked.itertuples(index=False):
         row = row._asdict()
         cells = [row["motion"], METHOD_LABELS[row["method"]]]

@@ -1,4 +1,6 @@
-"""Figures of the comparison, each written as PNG and SVG (atomically)."""
+"""Figures of the comparison, each written as PNG and SVG (atomically).
+
+Each ``plot_*`` returns its (closed) figure, so that tests can read what was drawn."""
 
 from __future__ import annotations
 
@@ -24,11 +26,14 @@ def _pyplot():
 
 
 def save_figure(fig, paths) -> None:
-    """``fig`` to every path (format from the suffix), then closed."""
-    for path in paths:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120, format=Path(path).suffix[1:], bbox_inches="tight")
-    _pyplot().close(fig)
+    """``fig`` to every path (format from the suffix), then closed. SVG text stays text (not
+    glyph outlines), so labels and numbers can be edited and searched."""
+    plt = _pyplot()
+    with plt.rc_context({"svg.fonttype": "none"}):
+        for path in paths:
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, dpi=120, format=Path(path).suffix[1:], bbox_inches="tight")
+    plt.close(fig)
 
 
 def _errors(table: pd.DataFrame, metric: str) -> np.ndarray:
@@ -38,7 +43,7 @@ def _errors(table: pd.DataFrame, metric: str) -> np.ndarray:
     return np.nan_to_num(np.vstack([low, high]))  # no CI (one prompt): no bar
 
 
-def plot_metrics(table: pd.DataFrame, paths) -> None:
+def plot_metrics(table: pd.DataFrame, paths):
     """One panel per metric: our mean per method with its 95% CI, the poster's as diamonds."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.8))
@@ -55,10 +60,11 @@ def plot_metrics(table: pd.DataFrame, paths) -> None:
     fig.legend(handles, labels, loc="upper center", ncol=2, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     save_figure(fig, paths)
+    return fig
 
 
-def plot_motion_heatmap(motions: pd.DataFrame, methods: list[str], paths) -> None:
-    """Per metric, a methods x motions heatmap of the mean over the motion's prompts."""
+def plot_motion_heatmap(motions: pd.DataFrame, methods: list[str], paths):
+    """Per metric, a methods x motions heatmap of the mean over the motion's prompts, annotated."""
     plt = _pyplot()
     names = sorted(motions["motion"].unique())
     fig, axes = plt.subplots(1, len(METRICS), figsize=(1.2 * len(names) * len(METRICS) + 4, 0.6 * len(methods) + 2))
@@ -68,7 +74,7 @@ def plot_motion_heatmap(motions: pd.DataFrame, methods: list[str], paths) -> Non
         image = ax.imshow(values, cmap="viridis_r" if metric == "diversity" else "viridis", aspect="auto")
         for (i, j), value in np.ndenumerate(values):
             r, g, b, _ = image.cmap(image.norm(value))  # dark text on light cells
-            ax.text(j, i, "n/a" if np.isnan(value) else f"{value:.1f}", ha="center", va="center",
+            ax.text(j, i, "n/a" if np.isnan(value) else f"{value:.2f}", ha="center", va="center",
                     color="black" if 0.3 * r + 0.6 * g + 0.1 * b > 0.5 else "white", fontsize=8)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
         ax.set_yticks(range(len(methods)), [METHOD_LABELS[m] for m in methods])
@@ -76,9 +82,10 @@ def plot_motion_heatmap(motions: pd.DataFrame, methods: list[str], paths) -> Non
         fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
     save_figure(fig, paths)
+    return fig
 
 
-def plot_tradeoff(table: pd.DataFrame, paths) -> None:
+def plot_tradeoff(table: pd.DataFrame, paths):
     """Alignment against diversity per method (95% CIs as error bars), the poster's beside."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
@@ -96,3 +103,4 @@ def plot_tradeoff(table: pd.DataFrame, paths) -> None:
     ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     save_figure(fig, paths)
+    return fig

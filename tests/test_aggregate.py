@@ -7,9 +7,12 @@ import pandas as pd
 import pytest
 
 from t2v_core.aggregate import (
-    aggregate, bootstrap_ci, comparison_table, latex_table, markdown_table, motions_markdown, per_prompt,
+    POSTER, aggregate, bootstrap_ci, comparison_table, latex_table, markdown_table, motions_markdown, per_prompt,
     summarise,
 )
+from t2v_core.plots import plot_metrics, plot_motion_heatmap, plot_tradeoff
+
+POSTER_METHODS = ["text2video_zero", "lamp", "ours_noise", "ours_latents"]
 
 
 def videos_table(values: dict[str, list[float]], seeds=(0, 1)) -> pd.DataFrame:
@@ -47,6 +50,17 @@ def test_summary_means_over_prompts_with_ci_and_none_for_a_single_prompt():
     assert summary.loc["lamp", "alignment_ci_low"] < 25.5 < summary.loc["lamp", "alignment_ci_high"]
     assert summary.loc["per_frame_t2i", "n_prompts"] == 1
     assert math.isnan(summary.loc["per_frame_t2i", "alignment_ci_low"])
+    assert math.isnan(summary.loc["per_frame_t2i", "alignment_ci_high"])
+
+
+def test_a_methods_ci_does_not_depend_on_the_other_methods():
+    alone = summarise(per_prompt(videos_table({"ours_latents": [10.0, 14.0, 30.0]})), ["method"], 200, 0)
+    both = per_prompt(videos_table({"lamp": [1.0, 50.0], "ours_latents": [10.0, 14.0, 30.0]}))
+    beside = summarise(both, ["method"], 200, 0).set_index("method").loc["ours_latents"]
+    columns = ["alignment_ci_low", "alignment_ci_high", "diversity_ci_low", "diversity_ci_high"]
+    assert alone.set_index("method").loc["ours_latents", columns].tolist() == beside[columns].tolist()
+    assert summarise(both, ["method"], 200, 1).set_index("method").loc["ours_latents", columns].tolist() != \
+        beside[columns].tolist()  # but the seed counts
 
 
 def test_comparison_table_sits_beside_the_posters_numbers():
@@ -55,23 +69,71 @@ def test_comparison_table_sits_beside_the_posters_numbers():
                              methods, 200, 0)
     assert list(table["label"]) == ["Text2Video-Zero", "LAMP", "Ours (Noise)", "Ours (Latents)", "Per-frame T2I"]
     assert list(table["poster_alignment"][:4]) == [27.84, 29.01, 23.37, 29.28]
-    assert math.isnan(table["poster_alignment"].iloc[4])
+    assert list(table["poster_consistency"][:4]) == [94.10, 98.12, 94.91, 97.79]
+    assert list(table["poster_diversity"][:4]) == [82.26, 86.51, 96.66, 86.64]
+    assert table.iloc[4][["poster_alignment", "poster_consistency", "poster_diversity"]].isna().all()
+    lamp = table.set_index("method").loc["lamp"]
     markdown = markdown_table(table)
-    assert "| Per-frame T2I | 7.50 | – |" in markdown  # one prompt: value, no fake interval
-    assert "| LAMP | 15.50 [" in markdown
+    assert "| Per-frame T2I | 7.50 | – | 57.00 | – | 80.00 | – | 1 | 2 |" in markdown  # no fake interval
+    assert f"| LAMP | 15.50 [{lamp.alignment_ci_low:.2f}, {lamp.alignment_ci_high:.2f}] | 29.01 |" in markdown
     latex = latex_table(table)
-    assert latex.splitlines()[1] == r"\toprule" and r"\midrule" in latex and r"\bottomrule" in latex
-    assert r"Per-frame T2I & 7.50 & -- &" in latex and r"LAMP & 15.50 $\pm$ " in latex
+    assert latex.splitlines()[1] == r"\toprule" and r"\midrule" in latex and latex.splitlines()[-2] == r"\bottomrule"
+    assert r"Per-frame T2I & $7.50$ & -- & $57.00$ & -- & $80.00$ & -- \\" in latex.splitlines()
+    half = (lamp.alignment_ci_high - lamp.alignment_ci_low) / 2
+    assert latex.count(r" \\") == 2 + 5 and half > 0
+    assert rf"LAMP & $15.50 \pm {half:.2f}$ & $29.01$ & " in latex
     with pytest.raises(ValueError, match="per_frame_t2i"):
         comparison_table(videos_table({"lamp": [1.0, 2.0]}), ["lamp", "per_frame_t2i"], 100, 0)
 
 
+def test_latex_escapes_labels_and_uses_a_real_minus():
+    table = comparison_table(videos_table({"ours_latents": [-3.0]}), ["ours_latents"], 100, 0)
+    assert latex_table(table).splitlines()[5].startswith(r"Ours (Latents) & $-2.50$ & $29.28$ &")
+    table["label"] = ["A_b & 50% #1 ~x^2 {$}"]
+    row = latex_table(table).splitlines()[5]
+    assert row.startswith(r"A\_b \& 50\% \#1 \textasciitilde{}x\textasciicircum{}2 \{\$\} & $-2.50$")
+
+
+def _drawn_points(ax, kind):
+    """The (x, y) of the markers of ``kind`` that are drawn (NaN ones are not)."""
+    offsets = [np.ma.filled(c.get_offsets().astype(float), np.nan) for c in ax.collections if isinstance(c, kind)]
+    return [tuple(xy) for xy in np.concatenate(offsets or [np.empty((0, 2))]) if np.isfinite(xy).all()]
+
+
+def test_figures_draw_our_values_the_cis_and_the_posters_points():
+    from matplotlib.collections import PathCollection
+
+    methods = ["lamp", "per_frame_t2i"]
+    table = comparison_table(videos_table({"lamp": [10.0, 20.0, 40.0], "per_frame_t2i": [7.0]}), methods, 200, 0)
+    lamp = table.iloc[0]
+    bars = plot_metrics(table, []).axes[:3]
+    for ax, metric in zip(bars, ["alignment", "consistency", "diversity"]):
+        assert [patch.get_height() for patch in ax.patches] == pytest.approx(table[metric].tolist())
+        assert _drawn_points(ax, PathCollection) == [(0, POSTER["lamp"][metric])]  # none for per-frame T2I
+        caps = sorted(y for line in ax.lines for y in line.get_ydata())
+        assert caps == pytest.approx(sorted([lamp[f"{metric}_ci_low"], lamp[f"{metric}_ci_high"]] +
+                                            [table[metric].iloc[1]] * 2))  # zero-length bar: no CI
+    tradeoff = plot_tradeoff(table, []).axes[0]
+    assert _drawn_points(tradeoff, PathCollection) == [(POSTER["lamp"]["diversity"], POSTER["lamp"]["alignment"])]
+    points = [line.get_xydata()[0] for line in tradeoff.lines if line.get_marker() == "o"]
+    assert np.ravel(points).tolist() == pytest.approx([81.0, 71.5 / 3, 80.0, 7.5])  # (diversity, alignment)
+    assert [t.get_text() for t in tradeoff.get_legend().get_texts()] == ["LAMP", "Per-frame T2I"]
+    prompts = per_prompt(videos_table({"lamp": [10.0, 20.0, 30.0, 70.0], "per_frame_t2i": [7.0]}))
+    motions = summarise(prompts, ["method", "motion"], 100, 0)
+    heatmaps = plot_motion_heatmap(motions, methods, []).axes[:3]
+    # rows = methods, columns = motions m0 (prompts 0, 2), m1 (prompts 1, 3); per-frame T2I has no m1
+    assert [t.get_text() for t in heatmaps[0].texts] == ["20.50", "45.50", "7.50", "n/a"]
+    assert [t.get_text() for t in heatmaps[2].texts] == ["81.00", "82.00", "80.00", "n/a"]
+    assert [t.get_text() for t in heatmaps[0].get_yticklabels()] == ["LAMP", "Per-frame T2I"]
+    assert [t.get_text() for t in heatmaps[0].get_xticklabels()] == ["m0", "m1"]
+
+
 def test_aggregate_writes_tables_and_figures(tmp_path):
-    methods = ["lamp", "ours_latents"]
+    methods = ["lamp", "per_frame_t2i"]
     csvs = []
     for method in methods:
         path = tmp_path / f"{method}.csv"
-        videos_table({method: [10.0, 20.0, 30.0]}).to_csv(path, index=False)
+        videos_table({method: [10.0, 20.0, 30.0, 70.0] if method == "lamp" else [5.0]}).to_csv(path, index=False)
         csvs.append(path)
     names = {"videos": "videos.csv", "prompts": "prompts.csv", "motions": "motions.csv", "table_csv": "table.csv",
              "table_md": "table.md", "table_tex": "table.tex", "motions_md": "motions.md"}
@@ -80,10 +142,22 @@ def test_aggregate_writes_tables_and_figures(tmp_path):
         for kind in ("png", "svg"):
             out[f"{key}_{kind}"] = tmp_path / "out" / "plots" / f"{stem}.{kind}"
     aggregate(csvs, methods, out, 100, 0)
-    assert pd.read_csv(out["table_csv"])["alignment"].tolist() == pytest.approx([20.5, 20.5])
-    motions = motions_markdown(pd.read_csv(out["motions"]), methods)
-    assert out["motions_md"].read_text() == motions and "| m0 | LAMP |" in motions
+    table = pd.read_csv(out["table_csv"]).set_index("method")
+    assert table["alignment"].tolist() == pytest.approx([33.0, 5.5])
+    assert table.loc["lamp", "poster_alignment"] == 29.01 and table.loc["per_frame_t2i"].filter(like="poster").isna().all()
+    assert out["table_md"].read_text() == markdown_table(pd.read_csv(out["table_csv"]))
+    assert r"Per-frame T2I & $5.50$ & -- &" in out["table_tex"].read_text()
+    motions = pd.read_csv(out["motions"]).set_index(["method", "motion"])
+    assert motions["alignment"].tolist() == pytest.approx([20.5, 45.5, 5.5])  # lamp m0, lamp m1, per-frame m0
+    lamp_m0 = motions.loc[("lamp", "m0")]
+    motions_md = out["motions_md"].read_text().splitlines()
+    assert motions_md[2].startswith(f"| m0 | LAMP | 20.50 [{lamp_m0.alignment_ci_low:.2f}, {lamp_m0.alignment_ci_high:.2f}] |")
+    assert motions_md[3:] == ["| m0 | Per-frame T2I | 5.50 | 55.00 | 80.00 | 1 |", motions_md[4]]
+    assert motions_md[4].startswith("| m1 | LAMP | 45.50 [")
+    assert len(pd.read_csv(out["prompts"])) == 5 and len(pd.read_csv(out["videos"])) == 10
     for key in ("metrics", "heatmap", "tradeoff"):
-        assert out[f"{key}_png"].read_bytes()[:4] == b"\x89PNG"
-        assert "<svg" in out[f"{key}_svg"].read_text()[:1000]
+        assert out[f"{key}_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        svg = out[f"{key}_svg"].read_text()
+        assert svg.lstrip().startswith("<?xml") and ">LAMP</text>" in svg and ">Per-frame T2I</text>" in svg
+    assert ">45.50</text>" in out["heatmap_svg"].read_text()  # SVG text stays editable text
     assert not list((tmp_path / "out").rglob(".*"))  # no temporary files left

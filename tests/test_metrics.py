@@ -4,9 +4,10 @@ import logging
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from t2v_core.metrics import alignment, consistency, diversity, evaluate_prompt_videos
+from t2v_core.metrics import ClipEmbedder, alignment, consistency, diversity, evaluate_prompt_videos, evaluate_videos
 
 E1, E2, E3 = np.eye(3)
 
@@ -33,6 +34,8 @@ def test_diversity_is_the_mean_pairwise_cosine_of_video_embeddings():
     expected = 100 * (0 + 2 ** -0.5 + 2 ** -0.5) / 3
     assert diversity(videos) == pytest.approx(expected)
     assert diversity([np.stack([E1, E2]), np.stack([E2, E1])]) == pytest.approx(100)  # same frames
+    # frames are normalised before averaging: E1 and 3*E2 average to the direction of E1 + E2
+    assert diversity([np.stack([E1, 3 * E2]), (E1 + E2)[None]]) == pytest.approx(100)
 
 
 def test_diversity_of_a_single_seed_is_nan_with_a_warning(caplog):
@@ -69,3 +72,52 @@ def test_each_video_is_embedded_once_and_rows_carry_its_values():
     assert list(table["consistency"]) == pytest.approx([100.0, 0.0])
     # video embeddings E1 and (E1 + E2)/sqrt(2): cosine 1/sqrt(2), the same on every row
     assert list(table["prompt_diversity"]) == pytest.approx([100 * 2 ** -0.5] * 2)
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    from t2v_core.models.loading import load_clip
+    from t2v_core.models.prepare import prepare_model
+
+    clip_dir = tmp_path_factory.mktemp("clip") / "clip"
+    prepare_model("clip", clip_dir, {"source": "tiny", "seed": 0})
+    return clip_dir, load_clip(clip_dir)
+
+
+def test_clip_embedder_is_batch_invariant_and_unit_norm(tiny_clip):
+    _, (model, preprocess, tokenizer) = tiny_clip
+    frames = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    one_batch = ClipEmbedder(model, preprocess, tokenizer, batch_size=64).frames(frames)
+    batches_of_two = ClipEmbedder(model, preprocess, tokenizer, batch_size=2).frames(frames)
+    assert one_batch.shape[0] == 5 and np.allclose(one_batch, batches_of_two, atol=1e-5)
+    assert np.allclose(np.linalg.norm(one_batch, axis=1), 1.0)
+    assert not np.allclose(one_batch[0], one_batch[1])  # different frames, different embeddings
+    text = ClipEmbedder(model, preprocess, tokenizer).text("a red square")
+    assert text.shape == one_batch.shape[1:] and np.linalg.norm(text) == pytest.approx(1.0)
+
+
+def test_evaluate_videos_writes_one_row_per_seed_with_the_ids(tiny_clip, tmp_path):
+    from t2v_core.video_io import read_video, write_mp4
+
+    clip_dir, (model, preprocess, tokenizer) = tiny_clip
+    rng = np.random.default_rng(1)
+    paths = {}
+    for seed in (3, 7):
+        paths[seed] = tmp_path / f"seed{seed}.mp4"
+        write_mp4(paths[seed], rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), fps=4)
+    ids = {"method": "lamp", "motion": "rain", "prompt_id": "p0"}
+    out = tmp_path / "metrics" / "p0.csv"
+    table = evaluate_videos(clip_dir, {7: paths[7], 3: paths[3]}, "rain falls", ids, out, batch_size=3)
+    written = pd.read_csv(out)
+    assert list(written.columns) == ["method", "motion", "prompt_id", "prompt", "seed", "alignment", "consistency",
+                                     "prompt_diversity"]
+    assert list(written["seed"]) == [3, 7] and set(written["method"]) == {"lamp"}
+    assert set(written["prompt"]) == {"rain falls"} and set(written["prompt_id"]) == {"p0"}
+    # the same numbers as the metric functions on the embeddings of the decoded videos
+    embedder = ClipEmbedder(model, preprocess, tokenizer)
+    frames = {seed: embedder.frames(read_video(path)) for seed, path in sorted(paths.items())}
+    text = embedder.text("rain falls")
+    assert list(written["alignment"]) == pytest.approx([alignment(frames[s], text) for s in (3, 7)], abs=1e-3)
+    assert list(written["consistency"]) == pytest.approx([consistency(frames[s]) for s in (3, 7)], abs=1e-3)
+    assert written["prompt_diversity"].tolist() == pytest.approx([diversity(list(frames.values()))] * 2, abs=1e-3)
+    assert table["alignment"].tolist() == pytest.approx(written["alignment"].tolist())

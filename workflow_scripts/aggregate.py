@@ -1,4 +1,4 @@
-"""Rule aggregate: the comparison table, per-prompt and per-motion tables, and the plot."""
+"""Rule aggregate: the comparison table (CSV, Markdown, LaTeX), per-prompt and per-motion tables, and the plots."""
 from t2v_core.aggregate import aggregate
 from t2v_core.runtime import setup_job_logging
 
