@@ -204,9 +204,11 @@ def finetune_motion(
         start, losses = _load_checkpoint(latest, adapter, optimizer, rng)
         log.info("resuming from %s (step %d)", latest, start)
     autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(finetune["mixed_precision"])
-    use_autocast = autocast_dtype is not None and device != "cpu"
+    device_type = torch.device(device).type
+    # bf16 autocast runs on CPUs too; fp16 only where it is fast (CUDA), fp32 elsewhere.
+    use_autocast = autocast_dtype == torch.bfloat16 or (autocast_dtype is not None and device_type == "cuda")
     # fp16 gradients of the (fp32) adapter need loss scaling; bf16 and fp32 do not.
-    scaler = torch.amp.GradScaler("cuda", enabled=use_autocast and autocast_dtype == torch.float16)
+    scaler = torch.amp.GradScaler(device_type, enabled=use_autocast and autocast_dtype == torch.float16)
     weights = (settings.get("background_weight"), settings.get("foreground_weight"))
     total = finetune["steps"]
     bar = tqdm(range(start, total), initial=start, total=total, desc=f"finetune {method}")
@@ -227,7 +229,7 @@ def finetune_motion(
         noise = torch.randn_like(x0)
         timestep = torch.randint(0, scheduler.config.num_train_timesteps, (1,), device=device)
         noisy = first_frame_conditioned_input(scheduler, x0, noise, timestep)
-        with torch.autocast(device_type="cuda", dtype=autocast_dtype, enabled=use_autocast):
+        with torch.autocast(device_type=device_type, dtype=autocast_dtype, enabled=use_autocast):
             pred = model(noisy, timestep, text)
         loss = masked_diffusion_loss(pred, noise, w)
         if not torch.isfinite(loss):

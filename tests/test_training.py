@@ -119,6 +119,29 @@ def test_killed_run_resumes_to_the_same_weights(tiny_model_dir, clips, tmp_path)
         assert torch.equal(a[key], b[key]), key
 
 
+def test_bf16_autocast_follows_fp32_training(tiny_model_dir, clips, tmp_path):
+    """bf16 autocast (the GPU speed-up, available on CPUs as well) changes the numbers only at
+    bf16's precision: the same steps give losses within 2% and an adapter update that mostly agrees."""
+    runs = {}
+    for precision in ("no", "bf16"):
+        config = settings(steps=3, learning_rate=1e-2, checkpoint_every=100)
+        config["mixed_precision"] = precision
+        parts = load_base_components(tiny_model_dir / "base")
+        losses = finetune_motion(parts, clips[0], "p", tmp_path / precision, tmp_path / f"c{precision}", VIDEO,
+                                 config, "lamp")
+        runs[precision] = (np.array(losses), TemporalAdapter.from_pretrained(tmp_path / precision).state_dict())
+    (fp32_losses, fp32), (bf16_losses, bf16) = runs["no"], runs["bf16"]
+    assert not np.array_equal(fp32_losses, bf16_losses)  # autocast was on: bf16 rounding shows
+    np.testing.assert_allclose(bf16_losses, fp32_losses, rtol=0.02)
+    # AdamW's steps are normalised, so a gradient near zero can flip sign under bf16: compare
+    # the whole update, not single weights
+    initial = TemporalAdapter.from_unet(load_base_components(tiny_model_dir / "base")["unet"]).state_dict()
+    update = sum(float((fp32[k] - initial[k]).pow(2).sum()) for k in fp32) ** 0.5
+    difference = sum(float((bf16[k] - fp32[k]).pow(2).sum()) for k in fp32) ** 0.5
+    print(f"bf16 vs fp32: update {update:.4f}, difference {difference:.4f}")
+    assert update > 0 and difference < 0.25 * update
+
+
 def test_short_clip_is_named(tiny_model_dir, clips, tmp_path):
     frames, _ = render_clip("shape_right", "square", 5, 0, 2, 32, 32)
     short = tmp_path / "too_short.mp4"
