@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: install system-deps demo test lint clean-demo
+.PHONY: install system-deps demo test bench lint clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -v -rs --durations=15 --timeout=1500 tests
+
+# The performance suite (a few minutes on a CPU): benchmarks/results/<cpu|cuda>/summary.{json,md}
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint --configfile config/demo.yaml

@@ -1,0 +1,180 @@
+"""The performance suite, side by side in one run:
+
+    python -m benchmarks [--out DIR] [--size auto|small|full] [--device cpu|cuda]
+
+Sections: GEMM peak, fine-tuning step (ours vs reference style, in a fresh subprocess),
+first-frame sampling (seconds per video, UNet FLOP/s as a fraction of the GEMM peak),
+Text2Video-Zero (our wrapper vs diffusers directly), CLIP and SAM frames per second, and
+Snakemake's dry-run overhead. A failing section records its error; the others still run.
+Writes ``summary.json`` and ``summary.md`` into ``--out`` (default ``benchmarks/results/<cpu|cuda>``).
+Models have random weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from t2v_core.video_io import atomic_path
+
+from . import sections
+from .common import REPO, build_parts, device_info, gemm_peak, settings
+
+
+def section(results: dict, name: str, fn, *args, **kwargs):
+    print(f"== {name}", flush=True)
+    start = time.perf_counter()
+    try:
+        results[name] = fn(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001 - a benchmark section must not stop the others
+        traceback.print_exc()
+        results[name] = {"error": f"{type(error).__name__}: {error}"}
+    results[name]["section_wall_s"] = time.perf_counter() - start
+    print(f"   {name}: {results[name]['section_wall_s']:.1f} s", flush=True)
+    return results[name]
+
+
+def finetune_subprocess(size: str, device: str) -> dict:
+    """The fine-tuning benchmark in a fresh process (clean memory baseline; malloc returns
+    freed blocks to the OS so the RSS probe sees each step's own peak)."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "finetune.json"
+        cmd = [sys.executable, "-m", "benchmarks.finetune_bench", "--size", size, "--device", device, "--json", str(out)]
+        proc = subprocess.run(cmd, cwd=REPO, env=env, timeout=420)
+        if proc.returncode:
+            raise RuntimeError(f"finetune_bench exited with {proc.returncode}")
+        return json.loads(out.read_text())
+
+
+def fmt(value, unit="", digits=3):
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}{unit}"
+    return f"{value}{unit}"
+
+
+def markdown(summary: dict) -> str:
+    info, r = summary["device"], summary["results"]
+    lines = ["# Benchmark summary", "",
+             f"- device: {info['name']} (`{info['device']}`, {info['cpu_threads']} torch threads)",
+             f"- torch {info['torch']}, python {info['python']}",
+             f"- size: {summary['size']}; models have random weights (timings only); total wall time "
+             f"{summary['wall_s']:.0f} s", ""]
+    g, ft, sp = r.get("gemm", {}), r.get("finetune", {}), r.get("sampling", {})
+    tz, cl, sam, sm = r.get("text2video_zero", {}), r.get("clip", {}), r.get("sam", {}), r.get("snakemake", {})
+    rows = []
+    if "flops_per_s" in g:
+        rows.append(("GEMM peak", f"{g['dtype']} {g['n']}x{g['n']}, best of {g['repeats']}",
+                     f"{g['flops_per_s'] / 1e9:.1f} GFLOP/s", ""))
+    if "step_s" in ft:
+        peak = ft["peak_bytes"]
+        rows.append(("Fine-tuning step", f"{ft['model']}, {ft['num_frames']}x{ft['height']}x{ft['width']}, "
+                     f"{ft['timed_steps']} steps after {ft['warmup_steps']} warm-up",
+                     f"ours {ft['step_s']['ours']:.2f} s, reference {ft['step_s']['reference']:.2f} s",
+                     f"speed-up {ft['speedup']:.2f}x"))
+        rows.append(("Fine-tuning peak memory", f"above the step's start level; {ft['memory_method']}",
+                     f"ours {peak['ours'] / 2**20:.0f} MiB, reference {peak['reference'] / 2**20:.0f} MiB",
+                     f"ours/reference {fmt(ft['peak_memory_ratio'], digits=2)}"))
+    if "seconds_per_video" in sp:
+        rows.append(("Sampling (first-frame, CFG)", f"{sp['num_frames']}x{sp['height']}x{sp['width']}, "
+                     f"{sp['ddim_steps']} DDIM steps", f"{sp['seconds_per_video']:.2f} s/video; UNet "
+                     f"{sp['unet_flops_per_s'] / 1e9:.1f} GFLOP/s",
+                     f"{100 * sp['fraction_of_peak']:.1f}% of GEMM peak (UNet time), "
+                     f"{100 * sp['end_to_end_fraction_of_peak']:.1f}% end to end"))
+    if "seconds" in tz:
+        rows.append(("Text2Video-Zero", f"{tz['num_frames']} frames, {tz['steps']} steps, ours vs diffusers direct",
+                     f"ours {tz['seconds']['ours']:.2f} s, diffusers {tz['seconds']['diffusers']:.2f} s",
+                     f"time ratio {tz['time_ratio_ours_over_diffusers']:.3f}; identical: {tz['identical']}"))
+    if "frames_per_s" in cl:
+        rows.append(("CLIP evaluation", f"{cl['model']}, {cl['frames']} frames", f"{cl['frames_per_s']:.1f} frames/s", ""))
+    if "frames_per_s" in sam:
+        rows.append(("SAM mask extraction", f"{sam['model']}, set_image+predict, {sam['frames']} frames "
+                     f"{sam['frame_size']}", f"{sam['frames_per_s']:.3f} frames/s", ""))
+    if "paper_dry_run" in sm:
+        dry, noop = sm["paper_dry_run"], sm["demo_noop"]
+        rows.append(("Snakemake: paper DAG dry run", f"`{dry['command']}`", f"{dry['seconds']:.1f} s",
+                     f"{dry.get('jobs', '?')} jobs; exit code {dry['returncode']}"))
+        rows.append(("Snakemake: demo no-op re-run", f"`{noop['command']}`", f"{noop['seconds']:.1f} s",
+                     noop.get("skipped", f"nothing to be done: {noop.get('nothing_done')}")))
+    lines += ["| section | setting | measured | ratio |", "|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    errors = [(name, res["error"]) for name, res in r.items() if "error" in res]
+    if errors:
+        lines += ["", "## Errors", ""] + [f"- {name}: {error}" for name, error in errors]
+    if ft.get("fallback"):
+        lines += ["", f"Note: {ft['fallback']}."]
+    lines += ["", "Reference-style step: VAE encode of the clip's frames and the text encoder at every step, "
+              "diffusers' classic `AttnProcessor` on the UNet's attentions (the first-frame self-attention, "
+              "part of the video model, is the same SDPA processor in both). Ours: cached posterior "
+              "(mean, std) and text embedding, `AttnProcessor2_0` (SDPA). Timing steps alternate between the "
+              "two. Wall times on a shared CPU are noisy; compare the ratios.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=None, help="default: benchmarks/results/<cpu|cuda>")
+    parser.add_argument("--size", choices=("auto", "small", "full"), default="auto",
+                        help="full: SD-1.4 architecture; small: the tiny model at the demo size; "
+                             "auto: full on CUDA, on CPU full unless a step takes > 5 s")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--skip", nargs="*", default=[], help="sections to leave out")
+    args = parser.parse_args(argv)
+    out = Path(args.out or REPO / "benchmarks" / "results" / args.device.split(":")[0])
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    results: dict = {}
+    run = {n: n not in args.skip for n in ("gemm", "finetune", "sampling", "text2video_zero", "clip", "sam", "snakemake")}
+    if run["gemm"]:
+        section(results, "gemm", gemm_peak, args.device)
+    size = "full" if args.size == "auto" and args.device.startswith("cuda") else args.size
+    if run["finetune"]:
+        section(results, "finetune", finetune_subprocess, size, args.device)
+        size = results["finetune"].get("size", size)
+    size = "full" if size == "auto" else size
+    cfg = settings(size, args.device.startswith("cuda"))
+    if run["sampling"] or run["text2video_zero"]:
+        print(f"== building the {size} base model for sampling", flush=True)
+        try:
+            parts = build_parts(size, args.device)
+        except Exception as error:  # noqa: BLE001
+            traceback.print_exc()
+            parts = None
+            results["sampling"] = {"error": f"model build failed: {error}"}
+        if parts is not None:
+            peak = results.get("gemm", {}).get("flops_per_s")
+            if run["sampling"]:
+                section(results, "sampling", sections.bench_sampling, parts, cfg, args.device, peak)
+            if run["text2video_zero"]:
+                section(results, "text2video_zero", sections.bench_text2video_zero, parts, cfg, args.device)
+            del parts
+    if run["clip"]:
+        section(results, "clip", sections.bench_clip, args.device)
+    if run["sam"]:
+        section(results, "sam", sections.bench_sam, args.device)
+    if run["snakemake"]:
+        section(results, "snakemake", sections.bench_snakemake)
+    summary = {"device": device_info(args.device), "size": size, "requested_size": args.size,
+               "wall_s": time.perf_counter() - start, "results": results}
+    for name, text in (("summary.json", json.dumps(summary, indent=2)), ("summary.md", markdown(summary))):
+        with atomic_path(out / name) as tmp:
+            Path(tmp).write_text(text)
+    print(markdown(summary))
+    print(f"wrote {out / 'summary.json'} and {out / 'summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
