@@ -81,8 +81,10 @@ def markdown(summary: dict) -> str:
         peak = ft["peak_bytes"]
         rows.append(("Fine-tuning step", f"{ft['model']}, {ft['num_frames']}x{ft['height']}x{ft['width']}, "
                      f"{ft['timed_steps']} steps after {ft['warmup_steps']} warm-up",
-                     f"ours {ft['step_s']['ours']:.2f} s, reference {ft['step_s']['reference']:.2f} s",
-                     f"speed-up {ft['speedup']:.2f}x"))
+                     f"median ours {ft['step_s']['ours']:.2f} s, reference {ft['step_s']['reference']:.2f} s; "
+                     f"VAE + text encoding alone {ft['per_step_encoding_s']:.2f} s",
+                     f"speed-up {ft['speedup']:.2f}x (encoding is {ft['per_step_encoding_s'] / ft['step_s']['ours']:.0%} "
+                     "of our step)"))
         rows.append(("Fine-tuning peak memory", f"above the step's start level; {ft['memory_method']}",
                      f"ours {peak['ours'] / 2**20:.0f} MiB, reference {peak['reference'] / 2**20:.0f} MiB",
                      f"ours/reference {fmt(ft['peak_memory_ratio'], digits=2)}"))

@@ -47,7 +47,7 @@ def settings(size: str, cuda: bool) -> dict:
         if cuda:
             return dict(size="full", num_frames=16, height=320, width=512, warmup=3, steps=10,
                         sample_steps=10, t2vz_steps=10, t0=6, t1=8)
-        return dict(size="full", num_frames=4, height=64, width=64, warmup=2, steps=3,
+        return dict(size="full", num_frames=4, height=64, width=64, warmup=2, steps=5,
                     sample_steps=3, t2vz_steps=4, t0=2, t1=3)
     return dict(size="small", num_frames=6, height=64, width=64, warmup=2, steps=5,
                 sample_steps=6, t2vz_steps=6, t0=3, t1=4)

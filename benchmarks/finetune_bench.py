@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 
@@ -65,6 +66,24 @@ def reference_loss(model, parts, frames, prompt, noise, timestep, eps):
     x0 = latents.permute(1, 0, 2, 3)[None].float()
     noisy = first_frame_conditioned_input(parts["scheduler"], x0, noise, timestep)
     return masked_diffusion_loss(model(noisy, timestep, text), noise)
+
+
+def encoding_seconds(parts, frames, device, repeats=3) -> float:
+    """Median time of what the reference recomputes at every step and ours caches: the text
+    encoder on the prompt and the VAE encoder on the clip."""
+    tokenizer = parts["tokenizer"]
+    tokens = tokenizer([PROMPT], padding="max_length", max_length=tokenizer.model_max_length,
+                       truncation=True, return_tensors="pt").input_ids.to(device)
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        with torch.no_grad():
+            parts["text_encoder"](tokens)
+            parts["vae"].encode(frames.to(parts["vae"].dtype))
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def optimiser_step(loss, optimizer, trainable) -> float:
@@ -172,7 +191,9 @@ def run(size: str, device: str) -> dict:
             peaks[name] = max(peaks[name], memory.peak_delta)
             print(f"[finetune] step {i + 1} {name}: {times[name][-1]:.2f} s, "
                   f"peak +{memory.peak_delta / 2**20:.0f} MiB", flush=True)
-    mean = {k: sum(v) / len(v) for k, v in times.items()}
+    # medians: a shared CPU's occasional slow step should not decide the ratio
+    mean = {k: statistics.median(v) for k, v in times.items()}
+    result["per_step_encoding_s"] = encoding_seconds(parts, frames, device)
     result.update(
         size=chosen, model="SD-1.4 architecture, random weights" if chosen == "full" else "tiny (t2v_core.models.tiny)",
         num_frames=cfg["num_frames"], height=cfg["height"], width=cfg["width"], warmup_steps=cfg["warmup"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 import time
@@ -74,7 +75,7 @@ def bench_sampling(parts, cfg, device, peak_flops) -> dict:
             "end_to_end_fraction_of_peak": flops * timed.calls / total / peak_flops if peak_flops else None}
 
 
-def bench_text2video_zero(parts, cfg, device, repeats=2) -> dict:
+def bench_text2video_zero(parts, cfg, device, repeats=3) -> dict:
     from diffusers import TextToVideoZeroPipeline
 
     from t2v_core.sampling import _to_uint8, sample_text2video_zero
@@ -107,7 +108,7 @@ def bench_text2video_zero(parts, cfg, device, repeats=2) -> dict:
             outputs[name] = fn()
             sync(device)
             times[name].append(time.perf_counter() - start)
-    mean = {k: sum(v) / len(v) for k, v in times.items()}
+    mean = {k: statistics.median(v) for k, v in times.items()}
     return {"num_frames": cfg["num_frames"], "steps": cfg["t2vz_steps"], "t0": cfg["t0"], "t1": cfg["t1"],
             "seconds": mean, "times_s": times, "time_ratio_ours_over_diffusers": mean["ours"] / mean["diffusers"],
             "identical": bool(np.array_equal(outputs["ours"], outputs["diffusers"])),
