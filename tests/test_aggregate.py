@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from t2v_core.aggregate import (
-    POSTER, aggregate, bootstrap_ci, comparison_table, latex_table, markdown_table, motions_markdown, per_prompt,
+    POSTER, aggregate, bootstrap_ci, comparison_table, latex_table, markdown_table, per_prompt,
     summarise,
 )
 from t2v_core.plots import plot_metrics, plot_motion_heatmap, plot_tradeoff

@@ -6,7 +6,6 @@ import io
 import tarfile
 import zipfile
 
-import numpy as np
 import pytest
 import yaml
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
-from .layout import CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE, write_marker
+from .layout import (
+    CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE, atomic_model_dir, write_marker,
+)
 from .tiny import create_tiny_base_model, create_tiny_clip, create_tiny_sam
 
 MODEL_KINDS = ("base", "sam", "clip")
@@ -69,10 +70,7 @@ def prepare_model(kind: str, out_dir: str | Path, models_config: dict) -> None:
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_model_dir(out_dir) as work:
         if models_config["source"] == "tiny":
             seed = models_config["seed"]
             {"base": create_tiny_base_model, "sam": create_tiny_sam, "clip": create_tiny_clip}[kind](work, seed)
@@ -84,9 +82,3 @@ def prepare_model(kind: str, out_dir: str | Path, models_config: dict) -> None:
         else:
             clip = models_config["clip"]
             download_clip(work, clip["model_name"], clip["pretrained"])
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        work.rename(out_dir)
-    finally:
-        if work.exists():
-            shutil.rmtree(work)

@@ -1,0 +1,1 @@
+"""The toy world: a synthetic world where the methods can really learn (issue 8, in progress)."""
