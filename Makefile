@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: install system-deps demo test bench lint clean-demo
+.PHONY: install system-deps demo toy-models test bench lint clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/snakemake all --cores $(CORES) --configfile config/demo.yaml
 	@echo "Demo table: results/demo/table.md"
+
+# Retrain the toy world's models from scratch (about 25 minutes on 2 CPU cores) into the
+# folder the demo takes them from; the files shipped there are what this wrote.
+toy-models: $(STAMP)
+	$(BIN)/python -m t2v_core.toy.train --out t2v_core/toy/models
 
 # Debian's slurm-wlm and munge for the test that runs the demo on a real one-node SLURM
 # (installed when missing, as root or through sudo; without either that test skips).

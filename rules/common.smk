@@ -7,6 +7,7 @@ sys.path.insert(0, workflow.basedir)
 
 from t2v_core.data.sources import benchmark_key
 from t2v_core.data.validation import load_manifest
+from t2v_core.toy import SHIPPED_MODELS
 from t2v_core.config import (
     FIRST_FRAME_OF_METHOD,
     TRAINED_MODEL_OF_METHOD,
@@ -77,7 +78,17 @@ def model_settings(model):
     models = config["models"]
     if models["source"] == "tiny":
         return {"source": "tiny", "seed": models["seed"]}
+    if models["source"] == "toy":
+        return {"source": "toy", "toy_dir": models["toy_dir"]}
     return {"source": "download", model: models[model]}
+
+
+def toy_model_folder(wildcards):
+    """The trained toy model that prepare_models copies: an input, so a retrained one is
+    copied again."""
+    if config["models"]["source"] != "toy":
+        return []
+    return str(Path(config["models"]["toy_dir"] or SHIPPED_MODELS) / wildcards.model)
 
 
 def training_prompt(motion):
@@ -115,7 +126,7 @@ def own_download(motion):
 def clip_source(wildcards):
     """Where prepare_clips finds a motion's clips (nothing for synthetic or local clips)."""
     data = config["data"]
-    if data["source"] == "synthetic":
+    if data["source"] in ("synthetic", "toy"):
         return []
     if own_download(wildcards.motion):
         return f"{DATA}/downloads/{wildcards.motion}"

@@ -18,6 +18,7 @@ rule evaluate:
         prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
         seeds=SEEDS,
         batch_size=config["evaluation"]["batch_size"],
+        motion_metric=config["data"]["source"] == "toy",
     script:
         "../workflow_scripts/evaluate.py"
 

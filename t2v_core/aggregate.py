@@ -3,7 +3,9 @@
 Per prompt: alignment and consistency are averaged over the prompt's videos (seeds);
 diversity is the prompt's own value. Per method (and per method x motion): the mean over
 prompts, with a 95% percentile-bootstrap confidence interval over prompts (none when a
-method has a single prompt).
+method has a single prompt). In the toy world the ground-truth motion metric (the percentage
+of videos whose subject does the prompt's motion, and the motion's magnitude) is aggregated
+the same way and shown beside the CLIP metrics.
 """
 
 from __future__ import annotations
@@ -28,11 +30,29 @@ POSTER = {
 }
 
 
+#: The toy world's motion metric (per video: see metrics.motion_scores), when evaluated.
+MOTION_METRICS = ("motion_correct", "motion_magnitude")
+HEADINGS = {"alignment": "Alignment", "consistency": "Consistency", "diversity": "Diversity",
+            "motion_correct": "Motion correct %", "motion_magnitude": "Motion magnitude"}
+#: Better when higher, lower, or nearer 1 (the training clips' magnitude).
+MOTION_ARROWS = {"motion_correct": "↑", "motion_magnitude": "→1"}
+
+
+def metrics_of(frame: pd.DataFrame) -> list[str]:
+    """The metrics present in a table: the CLIP ones, then the motion metric if evaluated."""
+    return list(METRICS) + [m for m in MOTION_METRICS if m in frame.columns]
+
+
+def _arrow(metric: str) -> str:
+    return ARROWS.get(metric) or MOTION_ARROWS[metric]
+
+
 def per_prompt(videos: pd.DataFrame) -> pd.DataFrame:
-    """One row per (method, motion, prompt_id): mean alignment/consistency, the diversity."""
+    """One row per (method, motion, prompt_id): mean alignment/consistency (and motion metric)
+    over the seeds, the diversity."""
     keys = ["method", "motion", "prompt_id", "prompt"]
     grouped = videos.groupby(keys, sort=True)
-    table = grouped[["alignment", "consistency"]].mean()
+    table = grouped[["alignment", "consistency", *[m for m in MOTION_METRICS if m in videos]]].mean()
     table["diversity"] = grouped["prompt_diversity"].first()
     table["n_videos"] = grouped.size()
     return table.reset_index()
@@ -64,7 +84,7 @@ def summarise(prompts: pd.DataFrame, by: list[str], samples: int, seed: int) -> 
         row = dict(zip(by, key))
         row["n_prompts"] = len(group)
         row["n_videos"] = int(group["n_videos"].sum())
-        for metric in METRICS:
+        for metric in metrics_of(prompts):
             values = group[metric].to_numpy(dtype=float)
             finite = values[np.isfinite(values)]
             row[metric] = float(finite.mean()) if len(finite) else math.nan
@@ -95,10 +115,11 @@ def comparison_table(videos: pd.DataFrame, methods: list[str], samples: int, see
 
 
 def markdown_table(table: pd.DataFrame) -> str:
+    motion = metrics_of(table)[len(METRICS):]
     header = "| Model | " + " | ".join(
         f"{m.capitalize()} {ARROWS[m]} (ours [95% CI]) | {m.capitalize()} (poster)" for m in METRICS
-    ) + " | Prompts | Videos |"
-    lines = [header, "|" + "---|" * (3 + 2 * len(METRICS))]
+    ) + "".join(f" | {HEADINGS[m]} {MOTION_ARROWS[m]} [95% CI]" for m in motion) + " | Prompts | Videos |"
+    lines = [header, "|" + "---|" * (3 + 2 * len(METRICS) + len(motion))]
     for row in table.itertuples(index=False):
         row = row._asdict()
         cells = [row["label"]]
@@ -106,6 +127,7 @@ def markdown_table(table: pd.DataFrame) -> str:
             cells.append(_cell(row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]))
             poster = row[f"poster_{metric}"]
             cells.append(f"{poster:.2f}" if math.isfinite(poster) else "–")
+        cells += [_cell(row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"]) for m in motion]
         cells += [str(row["n_prompts"]), str(row["n_videos"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -128,12 +150,15 @@ def _latex_cell(value, low=math.nan, high=math.nan) -> str:
 
 def latex_table(table: pd.DataFrame) -> str:
     """The comparison as a booktabs table: ours (mean ± half the 95% CI) beside the poster."""
-    arrows = {"alignment": r"$\uparrow$", "consistency": r"$\uparrow$", "diversity": r"$\downarrow$"}
+    arrows = {"alignment": r"$\uparrow$", "consistency": r"$\uparrow$", "diversity": r"$\downarrow$",
+              "motion_correct": r"$\uparrow$", "motion_magnitude": r"$\to 1$"}
+    motion = metrics_of(table)[len(METRICS):]
     lines = [
-        r"\begin{tabular}{l" + "rr" * len(METRICS) + "}",
+        r"\begin{tabular}{l" + "rr" * len(METRICS) + "r" * len(motion) + "}",
         r"\toprule",
-        "Model & " + " & ".join(rf"\multicolumn{{2}}{{c}}{{{m.capitalize()} {arrows[m]}}}" for m in METRICS) + r" \\",
-        " & " + " & ".join(["ours", "poster"] * len(METRICS)) + r" \\",
+        "Model & " + " & ".join(rf"\multicolumn{{2}}{{c}}{{{m.capitalize()} {arrows[m]}}}" for m in METRICS)
+        + "".join(f" & {_latex_escape(HEADINGS[m])} {arrows[m]}" for m in motion) + r" \\",
+        " & " + " & ".join(["ours", "poster"] * len(METRICS)) + " & ours" * len(motion) + r" \\",
         r"\midrule",
     ]
     for row in table.itertuples(index=False):
@@ -142,6 +167,7 @@ def latex_table(table: pd.DataFrame) -> str:
         for metric in METRICS:
             cells.append(_latex_cell(row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]))
             cells.append(_latex_cell(row[f"poster_{metric}"]))
+        cells += [_latex_cell(row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"]) for m in motion]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -149,15 +175,16 @@ def latex_table(table: pd.DataFrame) -> str:
 
 def motions_markdown(motions: pd.DataFrame, methods: list[str]) -> str:
     """Per-motion breakdown: one row per (motion, method), each metric with its 95% CI."""
-    header = "| Motion | Model | " + " | ".join(f"{m.capitalize()} {ARROWS[m]}" for m in METRICS) + " | Prompts |"
-    lines = [header, "|" + "---|" * (3 + len(METRICS))]
+    metrics = metrics_of(motions)
+    header = "| Motion | Model | " + " | ".join(f"{HEADINGS[m]} {_arrow(m)}" for m in metrics) + " | Prompts |"
+    lines = [header, "|" + "---|" * (3 + len(metrics))]
     order = {m: i for i, m in enumerate(methods)}
     ranked = motions[motions["method"].isin(methods)]
     ranked = ranked.assign(_order=ranked["method"].map(order)).sort_values(["motion", "_order"], kind="stable")
     for row in ranked.itertuples(index=False):
         row = row._asdict()
         cells = [row["motion"], METHOD_LABELS[row["method"]]]
-        cells += [_cell(row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"]) for m in METRICS]
+        cells += [_cell(row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"]) for m in metrics]
         lines.append("| " + " | ".join(cells + [str(row["n_prompts"])]) + " |")
     return "\n".join(lines) + "\n"
 

@@ -113,8 +113,33 @@ def _check_semantics(config: dict, source: str) -> None:
             f"  video: height and width must be multiples of 8, got "
             f"{video['height']}x{video['width']}"
         )
+    if config["data"]["source"] == "toy":
+        problems += _toy_world_problems(config)
     if problems:
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(problems))
+
+
+def _toy_world_problems(config: dict) -> list[str]:
+    """The toy world draws square frames of its own motions, and reads its prompts."""
+    from .toy.world import MOTIONS, parse_caption
+
+    problems = []
+    height, width = config["data"]["clip_size"]
+    if height != width:
+        problems.append(f"  data.clip_size: the toy world's clips are square, got {height}x{width}")
+    if config["video"]["height"] != config["video"]["width"]:
+        problems.append(f"  video: the toy world's frames are square, got "
+                        f"{config['video']['height']}x{config['video']['width']}")
+    for motion in config["motions"]:
+        if motion["name"].replace("_", " ") not in MOTIONS:
+            problems.append(f"  motions.{motion['name']}: not a toy world motion; expected one of "
+                            f"{', '.join(m.replace(' ', '_') for m in MOTIONS)}")
+        for prompt in motion["prompts"]:
+            try:
+                parse_caption(prompt)
+            except ValueError as error:
+                problems.append(f"  motions.{motion['name']}.prompts: {error}")
+    return problems
 
 
 def load_config(path: str | Path) -> dict:

@@ -17,7 +17,8 @@ Two strategies choose the subject (``masks.strategy``):
 
 Masks are stored per clip as ``<clip>.npz``: ``packed`` = np.packbits of the (F, H, W) bool
 masks along W, plus ``width``. A contact sheet with the masks tinted red and the foreground
-fraction per clip let a person check them at a glance.
+fraction per clip let a person check them at a glance; clips that come with ground-truth
+masks (the toy world's ``ground_truth/<clip>.npz``) also get SAM's mean IoU against them.
 """
 
 from __future__ import annotations
@@ -224,6 +225,9 @@ def extract_motion_masks(sam_dir, clip_paths, out_dir, masks_config: dict, subje
         write_png(out_dir / f"{stem}_overlay.png", contact_sheet(frames, masks))
         fraction = float(masks.mean())
         rows.append({"clip": stem, "frames": len(frames), "foreground_fraction": fraction})
+        truth = Path(path).parent / "ground_truth" / f"{stem}.npz"
+        if truth.exists():  # the toy world's clips: how well SAM found the subject
+            rows[-1]["ground_truth_iou"] = float(mask_iou(masks, load_masks(truth)).mean())
         if fraction < 0.005 or fraction > 0.95:
             log.warning("%s: foreground covers %.1f%% of the pixels; check %s_overlay.png",
                         path, 100 * fraction, stem)

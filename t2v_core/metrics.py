@@ -5,7 +5,9 @@
 - diversity: mean pairwise cos between the videos of one prompt from different seeds, each
   video embedded as the (renormalised) mean of its frame embeddings; lower = more diverse.
 
-A video's frame embeddings are computed once and reused by all three.
+A video's frame embeddings are computed once and reused by all three. In the toy world a
+fourth, ground-truth metric says whether the subject does the prompt's motion
+(:func:`motion_scores`).
 """
 
 from __future__ import annotations
@@ -84,9 +86,29 @@ def evaluate_prompt_videos(embedder: ClipEmbedder, prompt: str, videos: dict[int
     return table
 
 
+def motion_scores(prompt: str, videos: dict[int, np.ndarray]) -> pd.DataFrame:
+    """The toy world's ground-truth motion metric of each video (seed): ``motion_correct``
+    (100 when the subject does the prompt's motion, else 0), ``motion_magnitude`` (1 = as
+    much as in the training clips; NaN when the subject is not found in half the frames) and
+    ``tracked_fraction``."""
+    from .toy.motion_metric import score_motion
+    from .toy.world import parse_caption
+
+    subject, motion = parse_caption(prompt)
+    if motion is None:
+        raise ValueError(f"prompt {prompt!r}: names none of the toy world's motions, so its motion cannot be scored")
+    rows = []
+    for seed, frames in sorted(videos.items()):
+        score = score_motion(frames, subject.colour, motion)
+        rows.append({"seed": seed, "motion_correct": 100.0 * score["direction_correct"],
+                     "motion_magnitude": score["magnitude_ratio"], "tracked_fraction": score["tracked_fraction"]})
+    return pd.DataFrame(rows)
+
+
 def evaluate_videos(clip_dir, video_paths: dict[int, str | Path], prompt: str, ids: dict,
-                    out_csv, batch_size=32, device="cpu") -> pd.DataFrame:
-    """Read the videos of one (method, motion, prompt), score them, write ``out_csv``."""
+                    out_csv, batch_size=32, device="cpu", motion_metric: bool = False) -> pd.DataFrame:
+    """Read the videos of one (method, motion, prompt), score them, write ``out_csv``
+    (with the toy world's motion metric as well when ``motion_metric``)."""
     from .models.loading import load_clip
     from .video_io import atomic_path, read_video
 
@@ -94,6 +116,8 @@ def evaluate_videos(clip_dir, video_paths: dict[int, str | Path], prompt: str, i
     embedder = ClipEmbedder(model, preprocess, tokenizer, device=device, batch_size=batch_size)
     videos = {seed: read_video(path) for seed, path in video_paths.items()}
     table = evaluate_prompt_videos(embedder, prompt, videos)
+    if motion_metric:
+        table = table.merge(motion_scores(prompt, videos), on="seed", validate="one_to_one")
     for column, value in reversed(list({**ids, "prompt": prompt}.items())):
         table.insert(0, column, value)
     with atomic_path(out_csv) as tmp:

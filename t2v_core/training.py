@@ -152,7 +152,7 @@ def latest_checkpoint(checkpoint_root: Path) -> Path | None:
 def finetune_motion(
     base_components: dict,
     clip_paths: list[str],
-    prompt: str,
+    prompt: str | list[str],
     out_dir: str | Path,
     checkpoint_root: str | Path,
     video: dict,
@@ -163,6 +163,8 @@ def finetune_motion(
     stop_after: int | None = None,
 ):
     """Fine-tune a :class:`TemporalAdapter` on one motion's clips; save it to ``out_dir``.
+
+    ``prompt`` is the caption of every clip, or a list with one caption per clip.
 
     ``method`` is ``lamp`` or ``ours`` (mask-weighted, needs ``mask_paths``). Returns the
     list of per-step losses. ``stop_after`` ends the run early (after that many steps in
@@ -179,7 +181,11 @@ def finetune_motion(
     factor = clips[0].shape[-1] // latents[0].shape[-1]
     if masks is not None:
         masks = [F.avg_pool2d(m, factor).permute(1, 0, 2, 3) for m in masks]  # (1, F, h, w)
-    text = encode_prompt(base_components["text_encoder"], base_components["tokenizer"], [prompt], device)
+    # One caption for all clips (LAMP), or one per clip (a captions.csv beside the clips).
+    prompts = [prompt] * len(clip_paths) if isinstance(prompt, str) else list(prompt)
+    if len(prompts) != len(clip_paths):
+        raise TrainingError(f"{len(prompts)} captions for {len(clip_paths)} clips")
+    texts = encode_prompt(base_components["text_encoder"], base_components["tokenizer"], prompts, device)
 
     torch.manual_seed(finetune["seed"])
     adapter = TemporalAdapter.from_unet(unet, init=settings["init"]).to(device)
@@ -230,7 +236,7 @@ def finetune_motion(
         timestep = torch.randint(0, scheduler.config.num_train_timesteps, (1,), device=device)
         noisy = first_frame_conditioned_input(scheduler, x0, noise, timestep)
         with torch.autocast(device_type=device_type, dtype=autocast_dtype, enabled=use_autocast):
-            pred = model(noisy, timestep, text)
+            pred = model(noisy, timestep, texts[index:index + 1])
         loss = masked_diffusion_loss(pred, noise, w)
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite loss {loss.item()} at step {step + 1} (clip {clip_paths[index]})")

@@ -7,7 +7,7 @@ from conftest import REPO
 
 
 def demo_config():
-    return yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    return yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
 
 
 def test_paper_and_demo_configs_validate():
@@ -15,7 +15,7 @@ def test_paper_and_demo_configs_validate():
     assert len(paper["motions"]) == 8
     assert len(prompt_table(paper)) == 48
     assert paper["sampling"]["lamp"]["guidance_scale"] == 12.5
-    demo = load_config(REPO / "config" / "demo.yaml")
+    demo = load_config(REPO / "config" / "tiny.yaml")
     assert demo["models"]["source"] == "tiny"
 
 
@@ -61,10 +61,10 @@ def test_prompt_ids_differ_for_punctuation_variants():
 
 
 def test_key_order_of_a_config_file_does_not_matter():
-    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    config = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
     reordered = {key: config[key] for key in reversed(list(config))}
     reordered["video"] = {key: config["video"][key] for key in reversed(list(config["video"]))}
     a, b = validate_config(config), validate_config(reordered)
     assert a == b and list(a) == list(b) == sorted(a)
     assert repr(a["video"]) == repr(b["video"])  # what Snakemake compares for params
-    assert list(load_config(REPO / "config" / "demo.yaml")["video"]) == sorted(config["video"])
+    assert list(load_config(REPO / "config" / "tiny.yaml")["video"]) == sorted(config["video"])

@@ -43,13 +43,13 @@ def test_demo_through_the_slurm_profile(workflow_copy, slurm_env):
     result = subprocess.run(
         # no accounting on the test cluster: jobs are followed with squeue (see the profile)
         [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "all",
-         "--slurm-status-command", "squeue", "--configfile", "config/demo.yaml"],
+         "--slurm-status-command", "squeue", "--configfile", "config/tiny.yaml"],
         cwd=workflow_copy, env=slurm_env, capture_output=True, text=True,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     print(f"demo through SLURM in {time.monotonic() - start:.0f} s")
-    table = pd.read_csv(workflow_copy / "results" / "demo" / "table.csv")
+    table = pd.read_csv(workflow_copy / "results" / "tiny" / "table.csv")
     assert len(table) == 5 and table["alignment"].notna().all()
     # Every job that is not a local rule ran as a SLURM job: squeue keeps finished jobs
     # (MinJobAge) and the plugin writes one log per SLURM job.

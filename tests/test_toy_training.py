@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
-from t2v_core.models.layout import CLIP_WEIGHTS_FILE, MARKER_FILE, SAM_WEIGHTS_FILE
+from t2v_core.models.layout import CLIP_WEIGHTS_FILE, MARKER_FILE, SAM_SAFETENSORS_FILE
 from t2v_core.toy.train import main as train_cli
 from t2v_core.toy.train_clip import ClipSettings, train_clip
 from t2v_core.toy.train_diffusion import TextToImageSettings, VaeSettings, train_text_to_image, train_vae
@@ -127,7 +128,7 @@ def test_same_seed_same_files_other_seed_other_files(vae_run, tmp_path):
         train_clip(tmp_path / f"clip_{run}", seed=0, settings=CLIP, clip_config=CLIP_CONFIG)
         train_sam(tmp_path / f"sam_{run}", seed=0, settings=SAM)
     assert sha256(tmp_path / "clip_a" / CLIP_WEIGHTS_FILE) == sha256(tmp_path / "clip_b" / CLIP_WEIGHTS_FILE)
-    sam_a, sam_b = (torch.load(tmp_path / f"sam_{r}" / SAM_WEIGHTS_FILE, weights_only=True) for r in "ab")
+    sam_a, sam_b = (load_file(tmp_path / f"sam_{r}" / SAM_SAFETENSORS_FILE) for r in "ab")
     assert all(torch.equal(sam_a[k], sam_b[k]) for k in sam_a)
 
 

@@ -18,7 +18,7 @@ import yaml
 from conftest import copy_workflow
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-DEMO = ["--configfile", "config/demo.yaml"]
+DEMO = ["--configfile", "config/tiny.yaml"]
 
 
 def run_snakemake(cwd, *args, check=True):
@@ -46,7 +46,7 @@ def scheduled_jobs(output: str) -> set[tuple[str, str]]:
 
 def edited_demo(workdir: Path, name: str, edit) -> list[str]:
     """Arguments for a dry run of the demo config changed by ``edit(config)``."""
-    config = yaml.safe_load((workdir / "config" / "demo.yaml").read_text())
+    config = yaml.safe_load((workdir / "config" / "tiny.yaml").read_text())
     edit(config)
     (workdir / f"{name}.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
     return ["all", "-n", "--cores", "2", "--configfile", f"{name}.yaml"]
@@ -64,7 +64,7 @@ def demo_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end_and_reruns_nothing(demo_run):
-    results = demo_run / "results" / "demo"
+    results = demo_run / "results" / "tiny"
     table = pd.read_csv(results / "table.csv")
     methods = yaml.safe_load((demo_run / "config" / "schema.yaml").read_text())["properties"]["methods"]["default"]
     assert list(table["method"]) == methods
@@ -89,7 +89,7 @@ def test_report_embeds_the_table_plots_and_videos(demo_run):
     run_snakemake(demo_run, "all", "--report", "report.html", *DEMO)
     html = (demo_run / "report.html").read_text()
     embedded = re.findall(r'data:([a-z/+.-]+)[^,"]*;base64,([A-Za-z0-9+/=]+)', html)
-    table = (demo_run / "results" / "demo" / "table.csv").read_bytes()
+    table = (demo_run / "results" / "tiny" / "table.csv").read_bytes()
     assert any(base64.b64decode(data) == table for kind, data in embedded if kind == "text/csv")
     kinds = {kind for kind, _ in embedded}
     assert {"image/png", "text/csv"} <= kinds and any(kind.startswith("video/") for kind in kinds)
@@ -107,8 +107,8 @@ def test_editing_one_method_reruns_only_that_method(demo_run):
         config["sampling"]["lamp"] = {"guidance_scale": 9.0}
 
     jobs = scheduled_jobs(run_snakemake(demo_run, *edited_demo(demo_run, "lamp_guidance", edit)))
-    prompts = [p.parent.name for p in (demo_run / "results/demo/samples/lamp").glob("*/*/seed0.mp4")]
-    motions = [p.parent.parent.name for p in (demo_run / "results/demo/samples/lamp").glob("*/*/seed0.mp4")]
+    prompts = [p.parent.name for p in (demo_run / "results/tiny/samples/lamp").glob("*/*/seed0.mp4")]
+    motions = [p.parent.parent.name for p in (demo_run / "results/tiny/samples/lamp").glob("*/*/seed0.mp4")]
     expected = {("aggregate", ""), ("all", ""), ("contact_sheet", _expected_sheet(jobs))}
     for motion, prompt in zip(motions, prompts):
         expected.add(_expected("sample", method="lamp", motion=motion, prompt_id=prompt))
@@ -176,10 +176,10 @@ def _run_until(workdir, args, ready, timeout=300):
 
 @pytest.mark.slow
 def test_killed_finetuning_resumes_from_its_checkpoint(workflow_copy):
-    config = yaml.safe_load((workflow_copy / "config" / "demo.yaml").read_text())
+    config = yaml.safe_load((workflow_copy / "config" / "tiny.yaml").read_text())
     config["finetune"].update(steps=60, checkpoint_every=5)
     (workflow_copy / "long.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
-    relative = "results/demo/finetune/lamp/shape_right"
+    relative = "results/tiny/finetune/lamp/shape_right"
     run_dir = workflow_copy / relative
     target = [f"{relative}/loss.csv", "--cores", "1", "--configfile", "long.yaml"]
 
@@ -193,7 +193,7 @@ def test_killed_finetuning_resumes_from_its_checkpoint(workflow_copy):
     assert "finetune" in job_counts(dry)
     run_snakemake(workflow_copy, *target, "--unlock")  # a killed Snakemake leaves its lock
     run_snakemake(workflow_copy, *target, "--rerun-incomplete")
-    log = (workflow_copy / "results/demo/logs/finetune/lamp/shape_right.log").read_text()
+    log = (workflow_copy / "results/tiny/logs/finetune/lamp/shape_right.log").read_text()
     resumed = int(re.search(r"resuming from \S+ \(step (\d+)\)", log).group(1))
     assert resumed >= 10
     losses = pd.read_csv(run_dir / "loss.csv")
@@ -218,7 +218,7 @@ def test_paper_dag_dry_runs_with_every_job(workflow_copy):
 
 
 def test_unknown_config_key_stops_the_workflow(workflow_copy):
-    config = yaml.safe_load((workflow_copy / "config" / "demo.yaml").read_text())
+    config = yaml.safe_load((workflow_copy / "config" / "tiny.yaml").read_text())
     config["sampling"]["sedes"] = [1]
     Path(workflow_copy / "bad.yaml").write_text(yaml.safe_dump(config))
     output = run_snakemake(workflow_copy, "all", "-n", "--configfile", "bad.yaml", check=False)
@@ -226,5 +226,5 @@ def test_unknown_config_key_stops_the_workflow(workflow_copy):
 
 
 def test_lint_is_clean(workflow_copy):
-    output = run_snakemake(workflow_copy, "--lint", "--configfile", "config/demo.yaml")
+    output = run_snakemake(workflow_copy, "--lint", "--configfile", "config/tiny.yaml")
     assert "Congratulations" in output

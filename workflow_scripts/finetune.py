@@ -1,6 +1,7 @@
 """Rule finetune: the temporal adapter of one (method, motion)."""
 from pathlib import Path
 
+from t2v_core.data.sources import clip_captions
 from t2v_core.data.validation import list_clips
 from t2v_core.models.loading import load_base_components
 from t2v_core.runtime import default_device, setup_job_logging
@@ -13,8 +14,9 @@ clips = list_clips(snakemake.input.clips)
 masks = None
 if "masks" in snakemake.input.keys():
     masks = [Path(snakemake.input.masks) / f"{clip.stem}.npz" for clip in clips]
+captions = clip_captions(snakemake.input.clips, clips) or params.prompt
 losses = finetune_motion(
-    load_base_components(snakemake.input.base, device=device), clips, params.prompt,
+    load_base_components(snakemake.input.base, device=device), clips, captions,
     snakemake.output.adapter, params.checkpoints, params.video, params.finetune,
     snakemake.wildcards.trained, mask_paths=masks, device=device,
 )

@@ -1,4 +1,4 @@
-"""Rule prepare_models: download (paper) or create (demo) one model folder."""
+"""Rule prepare_models: download (paper), copy the trained toy model (demo) or create (tests) one model folder."""
 from t2v_core.models.prepare import prepare_model
 from t2v_core.runtime import setup_job_logging
 

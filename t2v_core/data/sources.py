@@ -5,8 +5,10 @@ Where a motion's clips come from (first match wins):
    ``sha256``), a Google Drive file or folder (``gdrive_id``), or a ``local_dir``;
 2. ``data.local_dir``, a folder with one sub-folder per motion, filled by hand (Baidu Disk);
 3. LAMP's whole few-shot set from its Google Drive folder (``data.gdrive_folder_id``).
-``data.source: synthetic`` makes moving shapes instead (the demo). First frames are LAMP's
-benchmark PNGs by URL, checked against the manifest's sha256 sums.
+``data.source: synthetic`` makes moving shapes instead (the tests), and ``data.source: toy``
+the toy world's clips (the demo; :mod:`t2v_core.toy.world`), with their ground-truth masks kept
+aside in ``ground_truth/`` for checking SAM's. First frames are LAMP's benchmark PNGs by URL,
+checked against the manifest's sha256 sums, or drawn from the prompt (synthetic, toy).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from urllib.parse import quote, urlparse
 
 from ..config import benchmark_file_name
 from ..download import download_file
+from ..video_io import write_mp4, write_png
 from .synthetic import synthesize_first_frame, synthesize_motion_clips
 from .validation import (
     CHECKSUM_FILE, VIDEO_SUFFIXES, DataError, list_clips, validate_clips, verify_clip_checksums,
@@ -27,6 +30,11 @@ from .validation import (
 )
 
 log = logging.getLogger(__name__)
+#: Where the toy world's ground-truth masks of a motion's clips are kept, in its clips folder.
+GROUND_TRUTH_DIR = "ground_truth"
+#: Optional per-clip captions of a motion's clips (the toy world writes one); without it the
+#: motion's ``train_prompt`` captions every clip, as in LAMP.
+CAPTIONS_FILE = "captions.csv"
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
@@ -145,17 +153,66 @@ def collect_motion_clips(source_dir: str | Path, motion: str, out_dir: str | Pat
 def prepare_motion_clips(data: dict, motion: dict, out_dir, min_frames: int, source_dir=None,
                          fps: int = 8, expected_sums: dict | None = None) -> list[Path]:
     """The training clips of one motion in ``out_dir`` (synthetic, or validated copies)."""
-    if data["source"] == "synthetic":
+    if data["source"] in ("synthetic", "toy"):
         out_dir = Path(out_dir)
         work = _work_dir(out_dir)
         height, width = data["clip_size"]
-        synthesize_motion_clips(work, motion["name"], motion["subject"], data["seed"],
-                                data["clips_per_motion"], data["clip_frames"], height, width, fps)
+        if data["source"] == "toy":
+            write_toy_clips(work, toy_motion(motion["name"]), data["seed"], data["clips_per_motion"],
+                            data["clip_frames"], height, fps)
+        else:
+            synthesize_motion_clips(work, motion["name"], motion["subject"], data["seed"],
+                                    data["clips_per_motion"], data["clip_frames"], height, width, fps)
         validate_clips(list_clips(work), min_frames, data["damaged_run"])
         _replace_dir(work, out_dir)
         return list_clips(out_dir)
     return collect_motion_clips(source_dir, motion["name"], out_dir, min_frames, data["damaged_run"],
                                 expected_sums)
+
+
+def toy_motion(name: str) -> str:
+    """The toy world's motion of a config motion name: ``moves_right`` -> ``moves right``."""
+    from ..toy.world import MOTIONS
+
+    motion = name.replace("_", " ")
+    if motion not in MOTIONS:
+        raise DataError(f"motion {name!r}: not a toy world motion; expected one of "
+                        f"{', '.join(m.replace(' ', '_') for m in MOTIONS)}")
+    return motion
+
+
+def write_toy_clips(out_dir: Path, motion: str, seed: int, count: int, num_frames: int, size: int,
+                    fps: int) -> None:
+    """``count`` toy clips of ``motion`` as mp4, their ground-truth masks in ``ground_truth/``
+    (for checking the SAM masks, never used in their place) and ``captions.csv``."""
+    from ..masks import save_masks
+    from ..toy.world import caption, motion_clips
+
+    (out_dir / GROUND_TRUTH_DIR).mkdir(parents=True, exist_ok=True)
+    rows = ["clip,caption"]
+    for index, (subject, frames, masks) in enumerate(motion_clips(motion, count, num_frames, size, seed)):
+        write_mp4(out_dir / f"clip_{index:03d}.mp4", frames, fps=fps)
+        save_masks(out_dir / GROUND_TRUTH_DIR / f"clip_{index:03d}.npz", masks)
+        rows.append(f"clip_{index:03d},{caption(subject, motion)}")
+    (out_dir / CAPTIONS_FILE).write_text("\n".join(rows) + "\n")
+
+
+def clip_captions(clips_dir: str | Path, clips: list[Path]) -> list[str] | None:
+    """One caption per clip from ``clips_dir/captions.csv`` (columns clip, caption; the clip
+    by its file stem), or None when the folder has none; a clip without one is an error."""
+    import pandas as pd
+
+    path = Path(clips_dir) / CAPTIONS_FILE
+    if not path.exists():
+        return None
+    table = pd.read_csv(path, dtype=str)
+    if list(table.columns) != ["clip", "caption"]:
+        raise DataError(f"{path}: expected the columns clip,caption; found {','.join(table.columns)}")
+    captions = dict(zip(table["clip"], table["caption"]))
+    missing = [clip.stem for clip in clips if not isinstance(captions.get(clip.stem), str)]
+    if missing:
+        raise DataError(f"{path}: no caption for clips {', '.join(missing)}")
+    return [captions[clip.stem] for clip in clips]
 
 
 def benchmark_key(motion: str, prompt: str) -> str:
@@ -169,6 +226,11 @@ def prepare_first_frame(data: dict, motion: dict, prompt: str, out_path, height:
     synthetic one."""
     if data["source"] == "synthetic":
         synthesize_first_frame(out_path, motion["name"], motion["subject"], prompt, data["seed"], height, width)
+        return
+    if data["source"] == "toy":
+        from ..toy.world import first_frame
+
+        write_png(out_path, first_frame(prompt, height, data["seed"]))
         return
     url = f"{data['benchmark_url'].rstrip('/')}/{quote(motion['name'])}/{quote(benchmark_file_name(prompt))}"
     if sha256 is None:

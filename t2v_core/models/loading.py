@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .layout import CLIP_CONFIG_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE
+from .layout import CLIP_CONFIG_FILE, SAM_CONFIG_FILE, SAM_SAFETENSORS_FILE, SAM_WEIGHTS_FILE
 
 
 def _require(path: Path, what: str) -> None:
@@ -35,7 +35,7 @@ def load_base_components(model_dir: str | Path, device="cpu", dtype=torch.float3
 
 
 def load_sam(model_dir: str | Path, device="cpu"):
-    """A segment-anything ``Sam`` from a prepared folder (official ``.pth`` state dict)."""
+    """A segment-anything ``Sam`` from a prepared folder (safetensors, or the official ``.pth``)."""
     from segment_anything import sam_model_registry
 
     from .tiny import build_tiny_sam
@@ -44,7 +44,13 @@ def load_sam(model_dir: str | Path, device="cpu"):
     _require(model_dir / SAM_CONFIG_FILE, "SAM config")
     model_type = json.loads((model_dir / SAM_CONFIG_FILE).read_text())["model_type"]
     sam = build_tiny_sam() if model_type == "tiny" else sam_model_registry[model_type]()
-    state = torch.load(model_dir / SAM_WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    if (model_dir / SAM_SAFETENSORS_FILE).exists():
+        from safetensors.torch import load_file
+
+        state = load_file(model_dir / SAM_SAFETENSORS_FILE)
+    else:
+        _require(model_dir / SAM_WEIGHTS_FILE, "SAM checkpoint")
+        state = torch.load(model_dir / SAM_WEIGHTS_FILE, map_location="cpu", weights_only=True)
     sam.load_state_dict(state)
     return sam.to(device).eval()
 

@@ -1,13 +1,16 @@
-"""The ``prepare_models`` stage: one folder per model, downloaded (paper) or created (demo)."""
+"""The ``prepare_models`` stage: one folder per model, downloaded (paper), copied from the toy
+world's trained models (demo) or created with random weights (tests)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
 from .layout import (
-    CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE, atomic_model_dir, write_marker,
+    CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE, MARKER_FILE, atomic_model_dir,
+    write_marker,
 )
 from .tiny import create_tiny_base_model, create_tiny_clip, create_tiny_sam
 
@@ -62,6 +65,18 @@ def download_clip(out_dir: Path, model_name: str, pretrained: str) -> None:
     write_marker(out_dir, {"kind": "download", "model_name": model_name, "pretrained": pretrained})
 
 
+def copy_toy_model(kind: str, out_dir: Path, toy_dir=None) -> None:
+    """The toy world's trained ``kind`` model (shipped in the package, or from ``toy_dir``)."""
+    from ..toy import SHIPPED_MODELS
+
+    source = Path(toy_dir or SHIPPED_MODELS) / kind
+    marker = source / MARKER_FILE
+    if not marker.exists():
+        raise FileNotFoundError(f"{source}: no trained toy {kind} model ({MARKER_FILE} missing); "
+                                f"train them with `make toy-models`")
+    shutil.copytree(source, out_dir, dirs_exist_ok=True)
+
+
 def prepare_model(kind: str, out_dir: str | Path, models_config: dict) -> None:
     """Create or download the model ``kind`` (base, sam or clip) into ``out_dir``.
 
@@ -71,7 +86,9 @@ def prepare_model(kind: str, out_dir: str | Path, models_config: dict) -> None:
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
     with atomic_model_dir(out_dir) as work:
-        if models_config["source"] == "tiny":
+        if models_config["source"] == "toy":
+            copy_toy_model(kind, work, models_config.get("toy_dir"))
+        elif models_config["source"] == "tiny":
             seed = models_config["seed"]
             {"base": create_tiny_base_model, "sam": create_tiny_sam, "clip": create_tiny_clip}[kind](work, seed)
         elif kind == "base":

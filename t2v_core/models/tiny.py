@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .layout import (
-    CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE,
+    CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_SAFETENSORS_FILE,
     write_marker,
 )
 from .tokenizer import write_clip_tokenizer_files
@@ -108,14 +108,20 @@ def build_tiny_sam():
     )
 
 
-def create_tiny_sam(out_dir: str | Path, seed: int = 0) -> None:
-    """A tiny SAM saved as the official checkpoints are: a ``torch.save``-d state dict."""
+def save_tiny_sam(sam, out_dir: str | Path) -> None:
+    """Weights (safetensors) and config of a tiny SAM, in the layout load_sam reads."""
+    from safetensors.torch import save_file
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    sam = build_tiny_sam()
-    torch.save(sam.state_dict(), out_dir / SAM_WEIGHTS_FILE)
+    save_file({k: v.contiguous() for k, v in sam.state_dict().items()}, out_dir / SAM_SAFETENSORS_FILE)
     (out_dir / SAM_CONFIG_FILE).write_text(json.dumps({"model_type": "tiny"}, indent=2))
+
+
+def create_tiny_sam(out_dir: str | Path, seed: int = 0) -> None:
+    """A tiny SAM with random weights."""
+    torch.manual_seed(seed)
+    save_tiny_sam(build_tiny_sam(), out_dir)
     write_marker(out_dir, {"kind": "tiny", "seed": seed})
 
 

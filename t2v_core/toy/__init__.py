@@ -1,1 +1,12 @@
-"""The toy world: a synthetic world where the methods can really learn (issue 8, in progress)."""
+"""The toy world: a synthetic world where the methods can really learn.
+
+Shapes, colours and motions (:mod:`.world`), a ground-truth motion metric
+(:mod:`.motion_metric`), and models trained on it with this project's code (:mod:`.train`);
+the trained ones ship in ``SHIPPED_MODELS`` and are the demo's models.
+"""
+
+from pathlib import Path
+
+#: The trained toy models (``base``, ``clip``, ``sam``, and the ``vae`` the base was trained
+#: on), exactly as ``make toy-models`` (``python -m t2v_core.toy.train``) writes them.
+SHIPPED_MODELS = Path(__file__).parent / "models"

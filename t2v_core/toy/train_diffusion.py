@@ -55,7 +55,7 @@ class TextToImageSettings:
     #: such as "a red circle moves right on a black background" are known to the model too.
     motion_clips_per_motion: int = 64
     motion_clip_frames: int = 8
-    steps: int = 1200
+    steps: int = 3000
     batch_size: int = 32
     learning_rate: float = 1e-3
     caption_dropout: float = 0.1

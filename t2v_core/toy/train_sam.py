@@ -4,12 +4,11 @@ Prompts as the project gives them (:mod:`t2v_core.masks`): a box around the subj
 three proposals asked (``multimask_output=True``); some steps use a single foreground point
 instead, as the automatic mask generator does. SAM's recipe for ambiguous prompts: only the
 best of the three proposals gets the mask loss (BCE + dice), and the IoU head learns each
-proposal's actual IoU. Saved as tiny.py saves SAM: a ``torch.save``-d state dict + config.
+proposal's actual IoU. Saved as tiny.py saves SAM: safetensors + config.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 
@@ -18,8 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..masks import box_of, mask_iou
-from ..models.layout import SAM_CONFIG_FILE, SAM_WEIGHTS_FILE
-from ..models.tiny import build_tiny_sam
+from ..models.tiny import build_tiny_sam, save_tiny_sam
 from ..models.layout import atomic_model_dir
 from .train import LossLog, finish_model_dir, folder_megabytes, seeded_generator, warmup_cosine
 from .world import MOTIONS, motion_clips, sample_images
@@ -142,8 +140,7 @@ def train_sam(out_dir, seed: int = 0, settings: SamSettings = SamSettings()) -> 
         "settings": asdict(settings),
     }
     with atomic_model_dir(out_dir) as work:
-        torch.save(sam.state_dict(), work / SAM_WEIGHTS_FILE)
-        (work / SAM_CONFIG_FILE).write_text(json.dumps({"model_type": "tiny"}, indent=2))
+        save_tiny_sam(sam, work)
         metrics["held_out_box_prompts"] = box_prompt_iou(work, held_out_frames, held_out_masks)
         metrics = finish_model_dir(work, "sam", seed, losses, metrics)
     metrics["megabytes"] = round(folder_megabytes(out_dir), 2)

@@ -10,6 +10,7 @@ circle, the circumradius of a triangle and the outer radius of a star.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,26 @@ def _rng(seed: int, *keys: str) -> np.random.Generator:
 def caption(subject: Subject, motion: str | None = None) -> str:
     action = f" {motion}" if motion else ""
     return f"a {subject.colour} {subject.shape}{action} on a {subject.background} background"
+
+
+def parse_caption(prompt: str) -> tuple[Subject, str | None]:
+    """The subject (shape, colour, background) and motion (None if none) a prompt names.
+
+    Words are matched whole and in any order (subject colours and background colours are
+    distinct words), so "a red square moves right on a white background" and "on white, a red
+    square moves right" agree; a prompt that does not name
+    one shape, one colour and one background is an error that quotes it.
+    """
+    text = prompt.lower()
+    found = {}
+    for part, names in (("shape", SHAPES), ("colour", COLOURS), ("background", BACKGROUNDS)):
+        named = [name for name in names if re.search(rf"\b{name}\b", text)]
+        if len(named) != 1:
+            raise ValueError(f"prompt {prompt!r}: names {len(named)} of the toy world's {part}s "
+                             f"({', '.join(names)}); it must name exactly one")
+        found[part] = named[0]
+    motion = next((m for m in MOTIONS if m in text), None)
+    return Subject(**found), motion
 
 
 def _vertices(shape: str, center, radius: float, angle: float) -> np.ndarray:
@@ -149,6 +170,15 @@ def motion_clip(motion: str, subject: Subject, num_frames: int, size: int, seed:
         center = (c0[0] + t * (c1[0] - c0[0]), c0[1] + t * (c1[1] - c0[1]))
         frames[f], masks[f] = render(subject, size, center, r0 + t * (r1 - r0), a0 + t * (a1 - a0))
     return frames, masks
+
+
+def first_frame(prompt: str, size: int, seed: int) -> np.ndarray:
+    """The first frame of a toy prompt, uint8 (size, size, 3): its subject where a training
+    clip of its motion would start (centred and still without a motion)."""
+    subject, motion = parse_caption(prompt)
+    if motion is None:
+        return render(subject, size, (size / 2, size / 2), 0.2 * size)[0]
+    return motion_clip(motion, subject, 1, size, seed)[0][0]
 
 
 def motion_clips(motion: str, count: int, num_frames: int, size: int, seed: int) -> list[tuple[Subject, np.ndarray, np.ndarray]]:
