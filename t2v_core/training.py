@@ -11,6 +11,7 @@ The VAE latents of every training clip are computed once, before the loop. Check
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -109,7 +110,24 @@ def load_training_clips(clip_paths, num_frames, height, width, mask_paths=None):
     return clips, (masks if mask_paths is not None else None)
 
 
-def _save_checkpoint(ckpt_dir: Path, step, adapter, optimizer, rng, losses) -> None:
+#: Settings that a checkpoint stays valid across: with a constant learning rate and one seed,
+#: the first N steps of a longer run are the same steps, so more steps can resume.
+RESUMABLE_ACROSS = ("steps", "checkpoint_every")
+
+
+def run_fingerprint(files: list, prompts: list[str], video: dict, finetune: dict, method: str) -> str:
+    """sha256 of what a run's steps depend on: the clips' and masks' bytes, the captions, the
+    video size and the fine-tuning settings (except RESUMABLE_ACROSS)."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(Path(path).name.encode())
+        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    settings = {k: v for k, v in finetune.items() if k not in RESUMABLE_ACROSS}
+    digest.update(json.dumps([prompts, video, settings, method], sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _save_checkpoint(ckpt_dir: Path, step, adapter, optimizer, rng, losses, fingerprint: str) -> None:
     tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -122,7 +140,7 @@ def _save_checkpoint(ckpt_dir: Path, step, adapter, optimizer, rng, losses) -> N
     tensors["torch_rng"] = torch.get_rng_state()
     save_file(tensors, tmp / "optimizer.safetensors")
     (tmp / "state.json").write_text(json.dumps({
-        "step": step, "numpy_rng": rng.bit_generator.state, "losses": losses,
+        "step": step, "numpy_rng": rng.bit_generator.state, "losses": losses, "fingerprint": fingerprint,
     }))
     if ckpt_dir.exists():
         shutil.rmtree(ckpt_dir)
@@ -205,7 +223,14 @@ def finetune_motion(
     rng = np.random.default_rng(finetune["seed"])
     checkpoint_root = Path(checkpoint_root)
     start, losses = 0, []
+    fingerprint = run_fingerprint([*clip_paths, *(mask_paths if method == "ours" else [])], prompts, video,
+                                  finetune, method)
     latest = latest_checkpoint(checkpoint_root)
+    if latest is not None and json.loads((latest / "state.json").read_text()).get("fingerprint") != fingerprint:
+        # left by a run with other clips, masks, captions or settings: its steps are not ours
+        log.warning("%s: checkpoint of a run with other data or settings; starting afresh", latest)
+        shutil.rmtree(checkpoint_root)
+        latest = None
     if latest is not None:
         start, losses = _load_checkpoint(latest, adapter, optimizer, rng)
         log.info("resuming from %s (step %d)", latest, start)
@@ -250,7 +275,7 @@ def finetune_motion(
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         done = step + 1
         if done % finetune["checkpoint_every"] == 0 and done < total:
-            _save_checkpoint(checkpoint_root / f"step_{done}", done, adapter, optimizer, rng, losses)
+            _save_checkpoint(checkpoint_root / f"step_{done}", done, adapter, optimizer, rng, losses, fingerprint)
             for old in checkpoint_root.glob("step_*[0-9]"):
                 if old.name != f"step_{done}":
                     shutil.rmtree(old)

@@ -55,6 +55,19 @@ def test_toy_clips_come_with_ground_truth_masks_and_captions(tmp_path):
         assert xs[-1] - xs[0] > 0.3 * 32  # it moves right
 
 
+def test_sam_masks_of_toy_clips_are_scored_against_the_ground_truth(tiny_model_dir, tmp_path):
+    from t2v_core.masks import extract_motion_masks, mask_iou
+
+    clips = prepare_motion_clips(TOY_DATA, MOTION, tmp_path / "train", min_frames=4, fps=4)[:2]
+    config = validate_config({"motions": [{"name": "m", "prompts": ["x"]}]})["masks"]
+    table = extract_motion_masks(tiny_model_dir / "sam", clips, tmp_path / "masks", config)
+    for clip, iou in zip(clips, table["ground_truth_iou"]):
+        truth = load_masks(tmp_path / "train" / GROUND_TRUTH_DIR / f"{clip.stem}.npz")
+        masks = load_masks(tmp_path / "masks" / f"{clip.stem}.npz")
+        assert iou == pytest.approx(mask_iou(masks, truth).mean()) and 0.0 <= iou <= 1.0
+        assert not np.array_equal(masks, truth)  # SAM's masks, never the ground truth itself
+
+
 def test_toy_first_frame_is_the_prompts_subject_at_its_motions_start(tmp_path):
     prompt = "a red square moves right on a black background"
     prepare_first_frame(TOY_DATA, MOTION, prompt, tmp_path / "first.png", 32, 32)
@@ -106,6 +119,13 @@ def test_motion_scores_reward_the_prompts_motion_only():
     assert table["motion_magnitude"][0] == pytest.approx(1.0, abs=0.25)
     assert table["motion_magnitude"][1] < 0  # moved left
     assert table["tracked_fraction"].tolist() == [1.0] * 4
+    # subject consistency: a still subject overlaps itself fully; a moving one less; one that
+    # jumps between its start and its end (a per-frame model's failure) hardly
+    jumping = right.copy()
+    jumping[1::2] = right[-1]
+    jumps = motion_scores(prompt, {0: jumping})["subject_consistency"][0]
+    assert table["subject_consistency"][3] == 100.0
+    assert 30.0 < table["subject_consistency"][0] < 100.0 and jumps < table["subject_consistency"][0] / 2
     with pytest.raises(ValueError, match="names none of the toy world's motions"):
         motion_scores("a blue triangle on a white background", {0: right})
 
@@ -118,7 +138,7 @@ def _videos_with_motion():
                 rows.append({"method": method, "motion": f"m{p}", "prompt_id": f"p{p}", "prompt": f"prompt {p}",
                              "seed": seed, "alignment": 30.0, "consistency": 90.0, "prompt_diversity": 80.0,
                              "motion_correct": float(correct[2 * p + seed]), "motion_magnitude": 0.5 + p,
-                             "tracked_fraction": 1.0})
+                             "subject_consistency": 70.0, "tracked_fraction": 1.0})
     return pd.DataFrame(rows)
 
 
@@ -134,11 +154,12 @@ def test_motion_metric_is_aggregated_over_prompts_beside_the_clip_metrics():
     assert "Motion correct % ↑ [95% CI]" in markdown and "| 75.00 [50.00, 100.00] |" in markdown
     assert r"Motion correct \%" in latex_table(table.reset_index())
     motions = summarise(prompts, ["method", "motion"], 200, 0)
-    assert "| m1 | LAMP | 30.00 | 90.00 | 80.00 | 50.00 | 1.50 | 1 |" in motions_markdown(motions, ["lamp"])
+    assert "| m1 | LAMP | 30.00 | 90.00 | 80.00 | 50.00 | 1.50 | 70.00 | 1 |" in motions_markdown(motions, ["lamp"])
 
 
 def test_clip_metrics_alone_without_the_motion_metric():
-    videos = _videos_with_motion().drop(columns=["motion_correct", "motion_magnitude", "tracked_fraction"])
+    videos = _videos_with_motion().drop(columns=["motion_correct", "motion_magnitude", "subject_consistency",
+                                              "tracked_fraction"])
     table = comparison_table(videos, ["lamp"], 50, 0)
     assert "motion_correct" not in table and "Motion" not in markdown_table(table)
 

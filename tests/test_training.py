@@ -119,6 +119,32 @@ def test_killed_run_resumes_to_the_same_weights(tiny_model_dir, clips, tmp_path)
         assert torch.equal(a[key], b[key]), key
 
 
+def test_checkpoints_of_other_settings_are_discarded_but_more_steps_resume(tiny_model_dir, clips, tmp_path, caplog):
+    caplog.set_level("INFO", logger="t2v_core")
+    config = settings(steps=4, learning_rate=1e-2, checkpoint_every=2)
+    parts = load_base_components(tiny_model_dir / "base")
+    finetune_motion(parts, clips[0], "p", tmp_path / "x", tmp_path / "c", VIDEO, config, "lamp", stop_after=3)
+    other = {**config, "learning_rate": 5e-3}
+    parts = load_base_components(tiny_model_dir / "base")
+    afresh = finetune_motion(parts, clips[0], "p", tmp_path / "x", tmp_path / "c", VIDEO, other, "lamp")
+    assert "starting afresh" in caplog.text and len(afresh) == 4
+    parts = load_base_components(tiny_model_dir / "base")
+    fresh = finetune_motion(parts, clips[0], "p", tmp_path / "y", tmp_path / "c2", VIDEO, other, "lamp")
+    assert afresh == fresh  # not a mix of the two learning rates
+    # more steps of the same run: its first steps are the same steps, so it resumes
+    caplog.clear()
+    parts = load_base_components(tiny_model_dir / "base")
+    finetune_motion(parts, clips[0], "p", tmp_path / "z", tmp_path / "c3", VIDEO, config, "lamp", stop_after=3)
+    parts = load_base_components(tiny_model_dir / "base")
+    longer = finetune_motion(parts, clips[0], "p", tmp_path / "z", tmp_path / "c3", VIDEO,
+                             {**config, "steps": 6}, "lamp")
+    assert "resuming from" in caplog.text and "starting afresh" not in caplog.text
+    parts = load_base_components(tiny_model_dir / "base")
+    straight = finetune_motion(parts, clips[0], "p", tmp_path / "w", tmp_path / "c4", VIDEO, {**config, "steps": 6},
+                               "lamp")
+    assert longer == straight
+
+
 def test_bf16_autocast_follows_fp32_training(tiny_model_dir, clips, tmp_path):
     """bf16 autocast (the GPU speed-up, available on CPUs as well) changes the numbers only at
     bf16's precision: the same steps give losses within 2% and an adapter update that mostly agrees."""

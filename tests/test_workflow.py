@@ -217,6 +217,20 @@ def test_paper_dag_dry_runs_with_every_job(workflow_copy):
     assert counts["grid"] == prompts and counts["contact_sheet"] == 1
 
 
+def test_toy_demo_dag_copies_the_shipped_models_and_scores_motion(workflow_copy):
+    from t2v_core.toy import SHIPPED_MODELS
+
+    output = run_snakemake(workflow_copy, "all", "-n", "--cores", "2", "--configfile", "config/demo.yaml")
+    counts = job_counts(output)
+    methods, prompts, motions = 5, 12, 4
+    assert counts["prepare_models"] == 3 and "download_lamp_fewshot" not in counts
+    assert counts["prepare_clips"] == motions and counts["prepare_first_frame"] == prompts
+    assert counts["finetune"] == 2 * motions and counts["extract_masks"] == motions
+    assert counts["sample"] == counts["evaluate"] == methods * prompts
+    assert counts["contact_sheet"] == 4  # one per motion, as demo.yaml lists
+    assert f"input: {SHIPPED_MODELS / 'base'}" in output
+
+
 def test_unknown_config_key_stops_the_workflow(workflow_copy):
     config = yaml.safe_load((workflow_copy / "config" / "tiny.yaml").read_text())
     config["sampling"]["sedes"] = [1]
