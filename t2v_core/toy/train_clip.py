@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from ..models.layout import CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE
 from .train import (
-    LossLog, all_subjects, atomic_model_dir, finish_model_dir, folder_megabytes, seeded_generator, warmup_cosine,
+    STORAGE_DTYPE, LossLog, all_subjects, atomic_model_dir, finish_model_dir, folder_megabytes, seeded_generator,
+    warmup_cosine,
 )
 from .world import MOTIONS, caption, motion_clips, sample_images
 
@@ -116,7 +117,7 @@ def train_clip(out_dir, seed: int = 0, settings: ClipSettings = ClipSettings(), 
         "settings": asdict(settings), "model_cfg": clip_config,
     }
     with atomic_model_dir(out_dir) as work:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, work / CLIP_WEIGHTS_FILE)
+        save_file({k: v.to(STORAGE_DTYPE).contiguous() for k, v in model.state_dict().items()}, work / CLIP_WEIGHTS_FILE)
         preprocess = {"size": image_size, "mean": list(open_clip.OPENAI_DATASET_MEAN),
                       "std": list(open_clip.OPENAI_DATASET_STD)}
         (work / CLIP_CONFIG_FILE).write_text(json.dumps({"model_cfg": clip_config, "preprocess_cfg": preprocess},

@@ -22,8 +22,8 @@ from ..models.tokenizer import write_clip_tokenizer_files
 from ..training import encode_clips
 from ..video_io import write_png
 from .train import (
-    LossLog, all_subjects, atomic_model_dir, finish_model_dir, folder_megabytes, seeded_generator, uint8_to_unit_range,
-    warmup_cosine,
+    STORAGE_DTYPE, LossLog, all_subjects, atomic_model_dir, finish_model_dir, folder_megabytes, seeded_generator,
+    uint8_to_unit_range, warmup_cosine,
 )
 from .world import BACKGROUNDS, COLOURS, MOTIONS, SHAPES, caption, motion_clips, sample_images
 
@@ -250,6 +250,7 @@ def train_text_to_image(out_dir, vae_dir, seed: int = 0, settings: TextToImageSe
         if settings.samples_per_prompt > 0:
             metrics["generation"] = check_generated_images(pipeline, settings, seed, work / "samples.png", clip_dir)
         pipeline.save_pretrained(work, safe_serialization=True)
+        text_encoder.to(STORAGE_DTYPE).save_pretrained(work / "text_encoder", safe_serialization=True)
         metrics = finish_model_dir(work, "base", seed, losses, metrics)
     metrics["megabytes"] = round(folder_megabytes(out_dir), 2)
     return metrics
