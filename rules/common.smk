@@ -7,7 +7,7 @@ sys.path.insert(0, workflow.basedir)
 
 from t2v_core.data.sources import benchmark_key
 from t2v_core.data.validation import load_manifest
-from t2v_core.toy import SHIPPED_MODELS
+from t2v_core.toy import toy_model_dir
 from t2v_core.config import (
     FIRST_FRAME_OF_METHOD,
     TRAINED_MODEL_OF_METHOD,
@@ -88,7 +88,7 @@ def toy_model_folder(wildcards):
     copied again."""
     if config["models"]["source"] != "toy":
         return []
-    return str(Path(config["models"]["toy_dir"] or SHIPPED_MODELS) / wildcards.model)
+    return str(toy_model_dir(wildcards.model, config["models"]["toy_dir"]))
 
 
 def training_prompt(motion):

@@ -4,7 +4,7 @@ Per prompt: alignment and consistency are averaged over the prompt's videos (see
 diversity is the prompt's own value. Per method (and per method x motion): the mean over
 prompts, with a 95% percentile-bootstrap confidence interval over prompts (none when a
 method has a single prompt). In the toy world the ground-truth motion metric (the percentage
-of videos whose subject does the prompt's motion, and the motion's magnitude) is aggregated
+of videos whose subject does the prompt's motion, and the motion's magnitude, and the subject's consistency) is aggregated
 the same way and shown beside the CLIP metrics.
 """
 
@@ -53,7 +53,7 @@ def per_prompt(videos: pd.DataFrame) -> pd.DataFrame:
     over the seeds, the diversity."""
     keys = ["method", "motion", "prompt_id", "prompt"]
     grouped = videos.groupby(keys, sort=True)
-    table = grouped[["alignment", "consistency", *[m for m in MOTION_METRICS if m in videos]]].mean()
+    table = grouped[["alignment", "consistency", *metrics_of(videos)[len(METRICS):]]].mean()
     table["diversity"] = grouped["prompt_diversity"].first()
     table["n_videos"] = grouped.size()
     return table.reset_index()

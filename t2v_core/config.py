@@ -121,7 +121,7 @@ def _check_semantics(config: dict, source: str) -> None:
 
 def _toy_world_problems(config: dict) -> list[str]:
     """The toy world draws square frames of its own motions, and reads its prompts."""
-    from .toy.world import MOTIONS, parse_caption
+    from .toy.world import parse_caption, toy_motion
 
     problems = []
     height, width = config["data"]["clip_size"]
@@ -131,9 +131,10 @@ def _toy_world_problems(config: dict) -> list[str]:
         problems.append(f"  video: the toy world's frames are square, got "
                         f"{config['video']['height']}x{config['video']['width']}")
     for motion in config["motions"]:
-        if motion["name"].replace("_", " ") not in MOTIONS:
-            problems.append(f"  motions.{motion['name']}: not a toy world motion; expected one of "
-                            f"{', '.join(m.replace(' ', '_') for m in MOTIONS)}")
+        try:
+            toy_motion(motion["name"])
+        except ValueError as error:
+            problems.append(f"  motions.{motion['name']}: {error}")
         for prompt in motion["prompts"]:
             try:
                 parse_caption(prompt)

@@ -33,6 +33,8 @@ from tqdm.auto import tqdm
 from .video_io import atomic_path, read_video, write_png
 
 log = logging.getLogger(__name__)
+#: Where clips that come with ground-truth masks (the toy world's) keep them, in the clips' folder.
+GROUND_TRUTH_DIR = "ground_truth"
 STRATEGIES = ("motion", "clip_subject")
 
 
@@ -225,7 +227,7 @@ def extract_motion_masks(sam_dir, clip_paths, out_dir, masks_config: dict, subje
         write_png(out_dir / f"{stem}_overlay.png", contact_sheet(frames, masks))
         fraction = float(masks.mean())
         rows.append({"clip": stem, "frames": len(frames), "foreground_fraction": fraction})
-        truth = Path(path).parent / "ground_truth" / f"{stem}.npz"
+        truth = Path(path).parent / GROUND_TRUTH_DIR / f"{stem}.npz"
         if truth.exists():  # the toy world's clips: how well SAM found the subject
             rows[-1]["ground_truth_iou"] = float(mask_iou(masks, load_masks(truth)).mean())
         if fraction < 0.005 or fraction > 0.95:

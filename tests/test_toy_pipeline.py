@@ -10,11 +10,9 @@ import yaml
 
 from t2v_core.aggregate import comparison_table, latex_table, markdown_table, motions_markdown, per_prompt, summarise
 from t2v_core.config import ConfigError, load_config, validate_config
-from t2v_core.data.sources import (
-    CAPTIONS_FILE, GROUND_TRUTH_DIR, clip_captions, prepare_first_frame, prepare_motion_clips,
-)
+from t2v_core.data.sources import CAPTIONS_FILE, clip_captions, prepare_first_frame, prepare_motion_clips
 from t2v_core.data.validation import DataError
-from t2v_core.masks import load_masks
+from t2v_core.masks import GROUND_TRUTH_DIR, load_masks
 from t2v_core.metrics import motion_scores
 from t2v_core.toy import SHIPPED_MODELS
 from t2v_core.toy.motion_metric import subject_masks

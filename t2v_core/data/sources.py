@@ -30,8 +30,6 @@ from .validation import (
 )
 
 log = logging.getLogger(__name__)
-#: Where the toy world's ground-truth masks of a motion's clips are kept, in its clips folder.
-GROUND_TRUTH_DIR = "ground_truth"
 #: Optional per-clip captions of a motion's clips (the toy world writes one); without it the
 #: motion's ``train_prompt`` captions every clip, as in LAMP.
 CAPTIONS_FILE = "captions.csv"
@@ -158,6 +156,8 @@ def prepare_motion_clips(data: dict, motion: dict, out_dir, min_frames: int, sou
         work = _work_dir(out_dir)
         height, width = data["clip_size"]
         if data["source"] == "toy":
+            from ..toy.world import toy_motion
+
             write_toy_clips(work, toy_motion(motion["name"]), data["seed"], data["clips_per_motion"],
                             data["clip_frames"], height, fps)
         else:
@@ -170,22 +170,11 @@ def prepare_motion_clips(data: dict, motion: dict, out_dir, min_frames: int, sou
                                 expected_sums)
 
 
-def toy_motion(name: str) -> str:
-    """The toy world's motion of a config motion name: ``moves_right`` -> ``moves right``."""
-    from ..toy.world import MOTIONS
-
-    motion = name.replace("_", " ")
-    if motion not in MOTIONS:
-        raise DataError(f"motion {name!r}: not a toy world motion; expected one of "
-                        f"{', '.join(m.replace(' ', '_') for m in MOTIONS)}")
-    return motion
-
-
 def write_toy_clips(out_dir: Path, motion: str, seed: int, count: int, num_frames: int, size: int,
                     fps: int) -> None:
     """``count`` toy clips of ``motion`` as mp4, their ground-truth masks in ``ground_truth/``
     (for checking the SAM masks, never used in their place) and ``captions.csv``."""
-    from ..masks import save_masks
+    from ..masks import GROUND_TRUTH_DIR, save_masks
     from ..toy.world import caption, motion_clips
 
     (out_dir / GROUND_TRUTH_DIR).mkdir(parents=True, exist_ok=True)

@@ -67,9 +67,9 @@ def download_clip(out_dir: Path, model_name: str, pretrained: str) -> None:
 
 def copy_toy_model(kind: str, out_dir: Path, toy_dir=None) -> None:
     """The toy world's trained ``kind`` model (shipped in the package, or from ``toy_dir``)."""
-    from ..toy import SHIPPED_MODELS
+    from ..toy import toy_model_dir
 
-    source = Path(toy_dir or SHIPPED_MODELS) / kind
+    source = toy_model_dir(kind, toy_dir)
     marker = source / MARKER_FILE
     if not marker.exists():
         raise FileNotFoundError(f"{source}: no trained toy {kind} model ({MARKER_FILE} missing); "

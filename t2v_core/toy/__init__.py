@@ -10,3 +10,8 @@ from pathlib import Path
 #: The trained toy models (``base``, ``clip``, ``sam``, and the ``vae`` the base was trained
 #: on), exactly as ``make toy-models`` (``python -m t2v_core.toy.train``) writes them.
 SHIPPED_MODELS = Path(__file__).parent / "models"
+
+
+def toy_model_dir(kind: str, toy_dir=None) -> Path:
+    """The folder of the trained toy ``kind`` model: in ``toy_dir``, else the shipped one."""
+    return Path(toy_dir or SHIPPED_MODELS) / kind

@@ -84,7 +84,15 @@ def track_subject(frames: np.ndarray, colour: str, min_pixels: int = 4) -> dict:
             turned += _rotation_step(masks[previous], masks[f], candidates)
         rotation[f] = np.rad2deg(turned)
         previous = f
-    return {"centroid": centroid, "area": area, "found": found, "rotation": rotation}
+    return {"centroid": centroid, "area": area, "found": found, "rotation": rotation, "masks": masks}
+
+
+def consecutive_overlap(masks: np.ndarray) -> float:
+    """100 x the mean IoU of the masks of consecutive frames (pairs where both are empty are
+    skipped; NaN when all are): high for a subject that moves smoothly, low for one that jumps."""
+    union = (masks[1:] | masks[:-1]).sum(axis=(1, 2))
+    overlap = (masks[1:] & masks[:-1]).sum(axis=(1, 2))[union > 0] / union[union > 0]
+    return float(100.0 * overlap.mean()) if len(overlap) else math.nan
 
 
 def score_motion(frames: np.ndarray, colour: str, motion: str) -> dict:
@@ -97,7 +105,7 @@ def score_motion(frames: np.ndarray, colour: str, motion: str) -> dict:
     tracked = float(track["found"].mean())
     result = {"motion": motion, "colour": colour, "tracked_fraction": tracked, "direction_correct": False,
               "magnitude_ratio": math.nan, "dx": math.nan, "dy": math.nan, "area_ratio": math.nan,
-              "rotation_deg": math.nan}
+              "rotation_deg": math.nan, "subject_consistency": consecutive_overlap(track["masks"])}
     if tracked < MIN_TRACKED_FRACTION or len(found) < 2:
         return result
     first, last = found[0], found[-1]

@@ -43,6 +43,15 @@ def caption(subject: Subject, motion: str | None = None) -> str:
     return f"a {subject.colour} {subject.shape}{action} on a {subject.background} background"
 
 
+def toy_motion(name: str) -> str:
+    """The world's motion of a config motion name (``moves_right`` -> ``moves right``)."""
+    motion = name.replace("_", " ")
+    if motion not in MOTIONS:
+        raise ValueError(f"not a toy world motion ({name!r}); expected one of "
+                         f"{', '.join(m.replace(' ', '_') for m in MOTIONS)}")
+    return motion
+
+
 def parse_caption(prompt: str) -> tuple[Subject, str | None]:
     """The subject (shape, colour, background) and motion (None if none) a prompt names.
 
