@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models.layout import atomic_model_dir, write_marker  # noqa: F401 (the trainers take it from here)
+from ..models.layout import write_marker
 from ..training import write_loss_curve
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.layout import CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE
+from ..models.layout import CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, atomic_model_dir
 from .train import (
-    STORAGE_DTYPE, LossLog, all_subjects, atomic_model_dir, finish_model_dir, folder_megabytes, seeded_generator,
+    STORAGE_DTYPE, LossLog, all_subjects, finish_model_dir, folder_megabytes, seeded_generator,
     warmup_cosine,
 )
 from .world import MOTIONS, caption, motion_clips, sample_images

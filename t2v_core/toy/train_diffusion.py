@@ -17,12 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from ..grids import contact_sheet
+from ..models.layout import atomic_model_dir
 from ..models.tiny import SD_SCHEDULER_CONFIG
 from ..models.tokenizer import write_clip_tokenizer_files
 from ..training import encode_clips
 from ..video_io import write_png
 from .train import (
-    STORAGE_DTYPE, LossLog, all_subjects, atomic_model_dir, finish_model_dir, folder_megabytes, seeded_generator,
+    STORAGE_DTYPE, LossLog, all_subjects, finish_model_dir, folder_megabytes, seeded_generator,
     uint8_to_unit_range, warmup_cosine,
 )
 from .world import BACKGROUNDS, COLOURS, MOTIONS, SHAPES, caption, motion_clips, sample_images
