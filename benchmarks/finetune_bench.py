@@ -1,5 +1,5 @@
 """Fine-tuning step: ours (cached VAE posterior + cached text embedding, SDPA attention,
-i.e. what :func:`t2v_core.training.finetune_motion` does per step) against a reference-style
+i.e. what :func:`t2v_core.training.loop.train_adapter` does per step) against a reference-style
 step (VAE encode of the clip and text encoder every step, diffusers' classic ``AttnProcessor``).
 
 Run as a subprocess by ``python -m benchmarks`` (one fresh process, ``MALLOC_MMAP_THRESHOLD_``
@@ -18,7 +18,9 @@ import time
 
 import torch
 
-from t2v_core.training import encode_clips, encode_prompt, first_frame_conditioned_input, masked_diffusion_loss
+from t2v_core.sampling import encode_prompt
+from t2v_core.training.data import encode_clips
+from t2v_core.training.loop import first_frame_conditioned_input, masked_diffusion_loss
 from t2v_core.video_unet import FirstFrameAttnProcessor, TemporalAdapter, VideoUNet
 
 from .common import PeakMemory, build_parts, device_info, settings, sync
@@ -95,13 +97,12 @@ def optimiser_step(loss, optimizer, trainable) -> float:
 
 
 def setup(parts, num_frames, height, width, device, seed=0):
-    """The video model, its optimiser and one synthetic clip, as finetune_motion sets them up."""
+    """The video model, its optimiser and one synthetic clip, as train_adapter sets them up."""
     generator = torch.Generator().manual_seed(seed)
     frames = (torch.rand(num_frames, 3, height, width, generator=generator) * 2 - 1).to(device)
     torch.manual_seed(seed)
     adapter = TemporalAdapter.from_unet(parts["unet"]).to(device)
     model = VideoUNet(parts["unet"], adapter).to(device)
-    parts["unet"].requires_grad_(False)
     adapter.requires_grad_(False)
     trainable = [p for _, p in adapter.trainable_parameters()]
     for p in trainable:
@@ -154,9 +155,9 @@ def run(size: str, device: str) -> dict:
                                                  *step_inputs(cached, scheduler, device, generator)),
                                   optimizer, trainable)
 
-        if cuda:  # as finetune_motion on a GPU (bf16 autocast here instead of fp16 + loss scaling)
-            parts["unet"].enable_gradient_checkpointing()
-            parts["unet"].train()
+        if cuda:  # as train_adapter on a GPU (bf16 autocast here instead of fp16 + loss scaling)
+            model.unet.enable_gradient_checkpointing()
+            model.unet.train()
             plain_ours, plain_reference = ours, reference
             ours = lambda: _autocast(plain_ours)  # noqa: E731
             reference = lambda: _autocast(plain_reference)  # noqa: E731

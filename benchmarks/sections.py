@@ -20,7 +20,6 @@ class TimedModel:
 
     def __init__(self, model, device):
         self.model, self.device = model, device
-        self.unet = model.unet
         self.calls, self.seconds = 0, 0.0
 
     def __call__(self, *args, **kwargs):
@@ -46,27 +45,36 @@ def unet_call_flops(model, num_frames, height, width, factor, device) -> int:
 
 
 def bench_sampling(parts, cfg, device, peak_flops) -> dict:
-    from t2v_core.sampling import sample_first_frame_video, vae_scale_factor
-    from t2v_core.video_unet import TemporalAdapter, VideoUNet
+    from t2v_core.pipeline import FirstFrameVideoPipeline
+    from t2v_core.video_unet import TemporalAdapter
+
+    class TimedPipeline(FirstFrameVideoPipeline):
+        """The pipeline, with the time spent in its video UNet's calls added up."""
+
+        timed = None
+
+        @property
+        def video_unet(self):
+            model = super().video_unet
+            if self.timed is None or self.timed.model is not model:
+                self.timed = TimedModel(model, device)
+            return self.timed
 
     torch.manual_seed(0)
     adapter = TemporalAdapter.from_unet(parts["unet"]).to(device).eval()
-    model = VideoUNet(parts["unet"], adapter).eval()
+    pipe = TimedPipeline(**parts, adapter=adapter)
+    pipe.set_progress_bar_config(disable=True)
     f, h, w, steps = cfg["num_frames"], cfg["height"], cfg["width"], cfg["sample_steps"]
-    factor = vae_scale_factor(parts["vae"])
-    flops = unet_call_flops(model, f, h, w, factor, device)
+    flops = unet_call_flops(pipe.video_unet.model, f, h, w, pipe.vae_scale_factor, device)
     first = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    kwargs = dict(num_frames=f, height=h, width=w, guidance_scale=12.5, first_frame=first, device=device)
-    sample_first_frame_video(model, parts, PROMPT, num_inference_steps=1,
-                             generator=torch.Generator(device).manual_seed(0), **kwargs)  # warm-up
-    timed = TimedModel(model, device)
+    kwargs = dict(num_frames=f, height=h, width=w, guidance_scale=12.5, first_frame=first)
+    pipe(PROMPT, num_inference_steps=1, generator=torch.Generator(device).manual_seed(0), **kwargs)  # warm-up
+    timed = pipe.video_unet
+    timed.calls, timed.seconds = 0, 0.0
     start = time.perf_counter()
-    sample_first_frame_video(timed, parts, PROMPT, num_inference_steps=steps,
-                             generator=torch.Generator(device).manual_seed(0), **kwargs)
+    pipe(PROMPT, num_inference_steps=steps, generator=torch.Generator(device).manual_seed(0), **kwargs)
     sync(device)
     total = time.perf_counter() - start
-    for handle in model._handles:  # detach the temporal hooks: the UNet is reused as a 2D model
-        handle.remove()
     achieved = flops * timed.calls / timed.seconds
     return {"num_frames": f, "height": h, "width": w, "ddim_steps": steps, "guidance_scale": 12.5,
             "seconds_per_video": total, "unet_calls": timed.calls, "unet_seconds": timed.seconds,
@@ -78,7 +86,8 @@ def bench_sampling(parts, cfg, device, peak_flops) -> dict:
 def bench_text2video_zero(parts, cfg, device, repeats=3) -> dict:
     from diffusers import TextToVideoZeroPipeline
 
-    from t2v_core.sampling import _to_uint8, sample_text2video_zero
+    from t2v_core.methods.text2video_zero import sample_text2video_zero
+    from t2v_core.sampling import to_uint8
 
     args = dict(prompt=PROMPT, height=cfg["height"], width=cfg["width"], num_inference_steps=cfg["t2vz_steps"],
                 guidance_scale=7.5, t0=cfg["t0"], t1=cfg["t1"], motion_field_strength_x=12,
@@ -96,7 +105,7 @@ def bench_text2video_zero(parts, cfg, device, repeats=3) -> dict:
         pipe.set_progress_bar_config(disable=True)
         images = pipe(video_length=cfg["num_frames"], generator=torch.Generator(device).manual_seed(0),
                       output_type="np", **args).images
-        return _to_uint8(images)
+        return to_uint8(images)
 
     ours()  # warm-up
     times = {"ours": [], "diffusers": []}
@@ -118,7 +127,7 @@ def bench_text2video_zero(parts, cfg, device, repeats=3) -> dict:
 def bench_clip(device, frames=32) -> dict:
     import open_clip
 
-    from t2v_core.metrics import ClipEmbedder
+    from t2v_core.models.loading import ClipEmbedder
 
     name = "ViT-L-14" if device.startswith("cuda") else "ViT-B-32"
     model, _, preprocess = open_clip.create_model_and_transforms(name, device=device)  # no pretrained tag

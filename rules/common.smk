@@ -5,15 +5,13 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
-from t2v_core.data.sources import benchmark_key
+from t2v_core.config import validate_config
+from t2v_core.data.sources import benchmark_key, generated_source
 from t2v_core.data.validation import load_manifest
-from t2v_core.toy import toy_model_dir
-from t2v_core.config import (
-    FIRST_FRAME_OF_METHOD,
-    TRAINED_MODEL_OF_METHOD,
-    prompt_table,
-    validate_config,
-)
+from t2v_core.methods import get_method, trainings
+from t2v_core.metrics.registry import evaluators_for, get_evaluator, metrics
+from t2v_core.models.prepare import MODEL_KINDS, get_model_source
+from t2v_core.prompts import prompt_table
 
 # Validate against config/schema.yaml, fill defaults, reject unknown keys (all errors at once).
 _validated = validate_config(config, source="workflow config")
@@ -26,15 +24,18 @@ DATA = f"{RESULTS}/data"
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 
+# Methods, fine-tuned models, model sources and evaluators come from the registries of
+# t2v_core (methods/, models/prepare.py, metrics/registry.py): the rules name none of them.
 METHODS = config["methods"]
+LABELS = [get_method(method).label for method in METHODS]
+TRAININGS = trainings(METHODS)
+EVALUATORS = evaluators_for(config)
+MODEL_SOURCE = get_model_source(config["models"]["source"])
 SEEDS = config["sampling"]["seeds"]
 MOTIONS = {m["name"]: m for m in config["motions"]}
 PROMPTS = prompt_table(config)
 PROMPT_TEXT = {(p["motion"], p["prompt_id"]): p["prompt"] for p in PROMPTS}
 MANIFEST = load_manifest(config["data"]["manifest"])
-TRAINED = sorted(
-    {TRAINED_MODEL_OF_METHOD[m] for m in METHODS if m in TRAINED_MODEL_OF_METHOD}
-)
 
 
 def gpus_found():
@@ -68,27 +69,39 @@ def job_resources(rule):
 wildcard_constraints:
     motion="|".join(MOTIONS),
     method="|".join(METHODS),
-    trained="lamp|ours",
-    model="base|sam|clip",
+    trained="|".join(TRAININGS) or "^$",
+    model="|".join(MODEL_KINDS),
     prompt_id=r"[a-z0-9_]+-[0-9a-f]{8}",
 
 
 def model_settings(model):
     """Only the settings of one model, so that editing one re-prepares only that one."""
-    models = config["models"]
-    if models["source"] == "tiny":
-        return {"source": "tiny", "seed": models["seed"]}
-    if models["source"] == "toy":
-        return {"source": "toy", "toy_dir": models["toy_dir"]}
-    return {"source": "download", model: models[model]}
+    return MODEL_SOURCE.settings(model, config["models"])
 
 
-def toy_model_folder(wildcards):
-    """The trained toy model that prepare_models copies: an input, so a retrained one is
+def model_source_folder(wildcards):
+    """A folder that the model source copies (if any): an input, so that a changed one is
     copied again."""
-    if config["models"]["source"] != "toy":
-        return []
-    return str(toy_model_dir(wildcards.model, config["models"]["toy_dir"]))
+    folder = MODEL_SOURCE.input_folder(wildcards.model, config["models"])
+    return [] if folder is None else str(folder)
+
+
+def report_notes():
+    """Lines for the report's captions, from the registries: the models, the data, and what
+    each evaluator scores and how each of its metrics is defined."""
+    notes = MODEL_SOURCE.describe(config["models"])
+    data_source = generated_source(config["data"]["source"])
+    if data_source is not None:
+        notes.append(data_source.description)
+    for name in EVALUATORS:
+        defined = [m.description for m in metrics(name) if m.in_tables]
+        notes.append(f"{get_evaluator(name).description}: " + "; ".join(defined) + ".")
+    return notes
+
+
+def report_deviations():
+    """Each method's departure from its paper, as its module states it."""
+    return [get_method(m).deviation for m in METHODS if get_method(m).deviation]
 
 
 def training_prompt(motion):
@@ -98,8 +111,10 @@ def training_prompt(motion):
 
 
 def finetune_settings(trained):
-    """Common fine-tuning settings plus this method's own block only."""
-    common = {k: v for k, v in config["finetune"].items() if k not in ("lamp", "ours")}
+    """Common fine-tuning settings plus this fine-tuned model's own block only (not the other
+    models' blocks: editing one re-trains only that one)."""
+    blocks = trainings()  # every registered fine-tuned model has a block in the schema
+    common = {k: v for k, v in config["finetune"].items() if k not in blocks}
     return {**common, trained: config["finetune"][trained]}
 
 
@@ -124,9 +139,9 @@ def own_download(motion):
 
 
 def clip_source(wildcards):
-    """Where prepare_clips finds a motion's clips (nothing for synthetic or local clips)."""
+    """Where prepare_clips finds a motion's clips (nothing for generated or local clips)."""
     data = config["data"]
-    if data["source"] in ("synthetic", "toy"):
+    if generated_source(data["source"]) is not None:
         return []
     if own_download(wildcards.motion):
         return f"{DATA}/downloads/{wildcards.motion}"
@@ -158,22 +173,38 @@ def get_finetune_input(wildcards):
         "clips": f"{DATA}/train/{wildcards.motion}",
         "base": f"{MODELS}/base",
     }
-    if wildcards.trained == "ours":
+    if TRAININGS[wildcards.trained].needs_masks:
         inputs["masks"] = f"{RESULTS}/masks/{wildcards.motion}"
     return inputs
 
 
 def get_sample_input(wildcards):
-    inputs = {"base": f"{MODELS}/base"}
-    method = wildcards.method
-    if method in TRAINED_MODEL_OF_METHOD:
-        trained = TRAINED_MODEL_OF_METHOD[method]
+    method = get_method(wildcards.method)
+    inputs = {model: f"{MODELS}/{model}" for model in method.models}
+    if method.training is not None:
+        trained = method.training.name
         inputs["adapter"] = f"{RESULTS}/finetune/{trained}/{wildcards.motion}/adapter"
-    if FIRST_FRAME_OF_METHOD.get(method) == "latents":
+    if method.needs_first_frame_image:
         inputs["first_frame"] = (
             f"{DATA}/first_frames/{wildcards.motion}/{wildcards.prompt_id}.png"
         )
     return inputs
+
+
+def get_evaluate_input(wildcards):
+    """The videos of all seeds, and the models of the evaluators that run."""
+    videos = expand(
+        sample_path("mp4"),
+        seed=SEEDS,
+        method=wildcards.method,
+        motion=wildcards.motion,
+        prompt_id=wildcards.prompt_id,
+    )
+    models = {model for name in EVALUATORS for model in get_evaluator(name).models}
+    return {
+        "videos": videos,
+        **{model: f"{MODELS}/{model}" for model in sorted(models)},
+    }
 
 
 def sample_path(kind):

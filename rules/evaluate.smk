@@ -1,7 +1,6 @@
 rule evaluate:
     input:
-        videos=expand(sample_path("mp4"), seed=SEEDS, allow_missing=True),
-        clip=f"{MODELS}/clip",
+        unpack(get_evaluate_input),
     output:
         f"{RESULTS}/metrics/{{method}}/{{motion}}/{{prompt_id}}.csv",
     log:
@@ -18,7 +17,7 @@ rule evaluate:
         prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
         seeds=SEEDS,
         batch_size=config["evaluation"]["batch_size"],
-        motion_metric=config["data"]["source"] == "toy",
+        evaluators=EVALUATORS,
     script:
         "../workflow_scripts/evaluate.py"
 
@@ -75,5 +74,9 @@ rule aggregate:
         methods=METHODS,
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
         seed=config["evaluation"]["seed"],
+        # for the captions (report/*.rst): what the models, data and metrics are, and the
+        # methods' deviations from their papers, as the registries state them
+        notes=report_notes(),
+        deviations=report_deviations(),
     script:
         "../workflow_scripts/aggregate.py"

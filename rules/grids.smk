@@ -3,7 +3,6 @@
 # No "def" here: snakemake --lint flags functions mixed with rules outside common.smk.
 from functools import partial
 
-from t2v_core.config import METHOD_LABELS
 from t2v_core.grids import grid_targets
 
 GRID_MP4 = f"{RESULTS}/grids/{{motion}}/{{prompt_id}}_seed{{seed}}.mp4"
@@ -42,7 +41,7 @@ rule grid:
     conda:
         "../environment.yml"
     params:
-        labels=[METHOD_LABELS[method] for method in METHODS],
+        labels=LABELS,
         prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
         fps=config["video"]["fps"],
     script:
@@ -69,7 +68,7 @@ rule contact_sheet:
     conda:
         "../environment.yml"
     params:
-        labels=[METHOD_LABELS[method] for method in METHODS],
+        labels=LABELS,
         prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
         seed=SEEDS[0],
         frames=8,

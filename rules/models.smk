@@ -1,7 +1,7 @@
 rule prepare_models:
     # Downloads need internet: always on the submitting (login) node, never on a compute node.
     input:
-        toy=toy_model_folder,
+        copied=model_source_folder,
     output:
         directory(f"{MODELS}/{{model}}"),
     log:

@@ -1,11 +1,11 @@
 """Aggregation of per-video metrics into the comparison table and plots.
 
-Per prompt: alignment and consistency are averaged over the prompt's videos (seeds);
-diversity is the prompt's own value. Per method (and per method x motion): the mean over
-prompts, with a 95% percentile-bootstrap confidence interval over prompts (none when a
-method has a single prompt). In the toy world the ground-truth motion metric (the percentage
-of videos whose subject does the prompt's motion, and the motion's magnitude, and the subject's consistency) is aggregated
-the same way and shown beside the CLIP metrics.
+Per prompt: per-video metrics are averaged over the prompt's videos (seeds); a per-prompt
+metric (diversity) is the prompt's own value. Per method (and per method x motion): the mean
+over prompts, with a 95% percentile-bootstrap confidence interval over prompts (none when a
+method has a single prompt). Which metrics, their headings, arrows and the poster's numbers
+come from the metric table (:mod:`t2v_core.metrics.registry`) and the method registry; a
+metric is shown when the per-video rows have its column.
 """
 
 from __future__ import annotations
@@ -17,44 +17,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import METHOD_LABELS
-from .plots import ARROWS, METRICS, plot_metrics, plot_motion_heatmap, plot_tradeoff
+from .methods import get_method
+from .metrics.registry import poster_metrics, table_metrics
+from .plots import plot_metrics, plot_motion_heatmap, plot_tradeoff
 from .video_io import atomic_path
 
-#: The poster's table (the reference numbers shown beside ours).
-POSTER = {
-    "text2video_zero": {"alignment": 27.84, "consistency": 94.10, "diversity": 82.26},
-    "lamp": {"alignment": 29.01, "consistency": 98.12, "diversity": 86.51},
-    "ours_noise": {"alignment": 23.37, "consistency": 94.91, "diversity": 96.66},
-    "ours_latents": {"alignment": 29.28, "consistency": 97.79, "diversity": 86.64},
-}
 
-
-#: The toy world's motion metric (per video: see metrics.motion_scores), when evaluated.
-MOTION_METRICS = ("motion_correct", "motion_magnitude", "subject_consistency")
-HEADINGS = {"alignment": "Alignment", "consistency": "Consistency", "diversity": "Diversity",
-            "motion_correct": "Motion correct %", "motion_magnitude": "Motion magnitude",
-            "subject_consistency": "Subject consistency"}
-#: Better when higher, lower, or nearer 1 (the training clips' magnitude).
-MOTION_ARROWS = {"motion_correct": "↑", "motion_magnitude": "→1", "subject_consistency": "↑"}
-
-
-def metrics_of(frame: pd.DataFrame) -> list[str]:
-    """The metrics present in a table: the CLIP ones, then the motion metric if evaluated."""
-    return list(METRICS) + [m for m in MOTION_METRICS if m in frame.columns]
-
-
-def _arrow(metric: str) -> str:
-    return ARROWS.get(metric) or MOTION_ARROWS[metric]
+def metrics_of(frame: pd.DataFrame) -> list:
+    """The metrics (specs) present in a table of per-video, per-prompt or summary rows."""
+    columns = set(frame.columns)
+    return [m for m in table_metrics() if m.column in columns or m.name in columns]
 
 
 def per_prompt(videos: pd.DataFrame) -> pd.DataFrame:
-    """One row per (method, motion, prompt_id): mean alignment/consistency (and motion metric)
-    over the seeds, the diversity."""
+    """One row per (method, motion, prompt_id): each per-video metric's mean over the seeds,
+    each per-prompt metric's value."""
     keys = ["method", "motion", "prompt_id", "prompt"]
     grouped = videos.groupby(keys, sort=True)
-    table = grouped[["alignment", "consistency", *metrics_of(videos)[len(METRICS):]]].mean()
-    table["diversity"] = grouped["prompt_diversity"].first()
+    present = metrics_of(videos)
+    table = grouped[[m.column for m in present if m.per == "video"]].mean()
+    for metric in [m for m in present if m.per == "prompt"]:
+        table[metric.name] = grouped[metric.column].first()
     table["n_videos"] = grouped.size()
     return table.reset_index()
 
@@ -85,7 +68,7 @@ def summarise(prompts: pd.DataFrame, by: list[str], samples: int, seed: int) -> 
         row = dict(zip(by, key))
         row["n_prompts"] = len(group)
         row["n_videos"] = int(group["n_videos"].sum())
-        for metric in metrics_of(prompts):
+        for metric in (m.name for m in metrics_of(prompts)):
             values = group[metric].to_numpy(dtype=float)
             finite = values[np.isfinite(values)]
             row[metric] = float(finite.mean()) if len(finite) else math.nan
@@ -109,26 +92,31 @@ def comparison_table(videos: pd.DataFrame, methods: list[str], samples: int, see
     if missing:
         raise ValueError(f"no evaluated videos for methods {missing}")
     table = table.loc[methods].reset_index()
-    table.insert(1, "label", [METHOD_LABELS[m] for m in table["method"]])
-    for metric in METRICS:
-        table[f"poster_{metric}"] = [POSTER.get(m, {}).get(metric, math.nan) for m in table["method"]]
+    table.insert(1, "label", [get_method(m).label for m in table["method"]])
+    for metric in poster_metrics():
+        table[f"poster_{metric.name}"] = [get_method(m).poster.get(metric.name, math.nan) for m in table["method"]]
     return table
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    motion = metrics_of(table)[len(METRICS):]
-    header = "| Model | " + " | ".join(
-        f"{m.capitalize()} {ARROWS[m]} (ours [95% CI]) | {m.capitalize()} (poster)" for m in METRICS
-    ) + "".join(f" | {HEADINGS[m]} {MOTION_ARROWS[m]} [95% CI]" for m in motion) + " | Prompts | Videos |"
-    lines = [header, "|" + "---|" * (3 + 2 * len(METRICS) + len(motion))]
+    """The comparison in Markdown: a poster metric's column of ours [95% CI] beside the poster's,
+    then the other metrics, then the numbers of prompts and videos."""
+    shown, headings = metrics_of(table), []
+    for metric in shown:
+        if metric.poster:
+            headings += [f"{metric.heading} {metric.arrow} (ours [95% CI])", f"{metric.heading} (poster)"]
+        else:
+            headings.append(f"{metric.heading} {metric.arrow} [95% CI]")
+    lines = ["| Model | " + " | ".join(headings) + " | Prompts | Videos |", "|" + "---|" * (3 + len(headings))]
     for row in table.itertuples(index=False):
         row = row._asdict()
         cells = [row["label"]]
-        for metric in METRICS:
-            cells.append(_cell(row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]))
-            poster = row[f"poster_{metric}"]
-            cells.append(f"{poster:.2f}" if math.isfinite(poster) else "–")
-        cells += [_cell(row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"]) for m in motion]
+        for metric in shown:
+            name = metric.name
+            cells.append(_cell(row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"]))
+            if metric.poster:
+                poster = row[f"poster_{name}"]
+                cells.append(f"{poster:.2f}" if math.isfinite(poster) else "–")
         cells += [str(row["n_prompts"]), str(row["n_videos"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -151,24 +139,26 @@ def _latex_cell(value, low=math.nan, high=math.nan) -> str:
 
 def latex_table(table: pd.DataFrame) -> str:
     """The comparison as a booktabs table: ours (mean ± half the 95% CI) beside the poster."""
-    arrows = {"alignment": r"$\uparrow$", "consistency": r"$\uparrow$", "diversity": r"$\downarrow$",
-              "motion_correct": r"$\uparrow$", "motion_magnitude": r"$\to 1$", "subject_consistency": r"$\uparrow$"}
-    motion = metrics_of(table)[len(METRICS):]
+    shown = metrics_of(table)
+    columns = "".join("rr" if m.poster else "r" for m in shown)
+    heads = [rf"\multicolumn{{2}}{{c}}{{{m.heading} {m.latex_arrow}}}" if m.poster
+             else f"{_latex_escape(m.heading)} {m.latex_arrow}" for m in shown]
+    subheads = [" & ".join(["ours", "poster"]) if m.poster else "ours" for m in shown]
     lines = [
-        r"\begin{tabular}{l" + "rr" * len(METRICS) + "r" * len(motion) + "}",
+        r"\begin{tabular}{l" + columns + "}",
         r"\toprule",
-        "Model & " + " & ".join(rf"\multicolumn{{2}}{{c}}{{{m.capitalize()} {arrows[m]}}}" for m in METRICS)
-        + "".join(f" & {_latex_escape(HEADINGS[m])} {arrows[m]}" for m in motion) + r" \\",
-        " & " + " & ".join(["ours", "poster"] * len(METRICS)) + " & ours" * len(motion) + r" \\",
+        "Model & " + " & ".join(heads) + r" \\",
+        " & " + " & ".join(subheads) + r" \\",
         r"\midrule",
     ]
     for row in table.itertuples(index=False):
         row = row._asdict()
         cells = [_latex_escape(row["label"])]
-        for metric in METRICS:
-            cells.append(_latex_cell(row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]))
-            cells.append(_latex_cell(row[f"poster_{metric}"]))
-        cells += [_latex_cell(row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"]) for m in motion]
+        for metric in shown:
+            name = metric.name
+            cells.append(_latex_cell(row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"]))
+            if metric.poster:
+                cells.append(_latex_cell(row[f"poster_{name}"]))
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -177,15 +167,15 @@ def latex_table(table: pd.DataFrame) -> str:
 def motions_markdown(motions: pd.DataFrame, methods: list[str]) -> str:
     """Per-motion breakdown: one row per (motion, method), each metric with its 95% CI."""
     metrics = metrics_of(motions)
-    header = "| Motion | Model | " + " | ".join(f"{HEADINGS[m]} {_arrow(m)}" for m in metrics) + " | Prompts |"
+    header = "| Motion | Model | " + " | ".join(f"{m.heading} {m.arrow}" for m in metrics) + " | Prompts |"
     lines = [header, "|" + "---|" * (3 + len(metrics))]
     order = {m: i for i, m in enumerate(methods)}
     ranked = motions[motions["method"].isin(methods)]
     ranked = ranked.assign(_order=ranked["method"].map(order)).sort_values(["motion", "_order"], kind="stable")
     for row in ranked.itertuples(index=False):
         row = row._asdict()
-        cells = [row["motion"], METHOD_LABELS[row["method"]]]
-        cells += [_cell(row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"]) for m in metrics]
+        cells = [row["motion"], get_method(row["method"]).label]
+        cells += [_cell(row[m.name], row[f"{m.name}_ci_low"], row[f"{m.name}_ci_high"]) for m in metrics]
         lines.append("| " + " | ".join(cells + [str(row["n_prompts"])]) + " |")
     return "\n".join(lines) + "\n"
 

@@ -1,34 +1,32 @@
-"""Experiment configuration: schema validation with defaults, and prompt identifiers."""
+"""Experiment configuration: schema validation with defaults, the checks beyond the schema, and
+the extension point for plugins' checks."""
 
 from __future__ import annotations
 
-import hashlib
-import re
-import unicodedata
 from copy import deepcopy
 from pathlib import Path
+from typing import Callable
 
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
+from .plugins import load_plugins
+from .prompts import prompt_id
 
-#: Methods whose temporal modules are fine-tuned, and the fine-tuned model each sampling
-#: method uses (Ours (Noise) and Ours (Latents) are two sampling modes of one model).
-TRAINED_MODEL_OF_METHOD = {"lamp": "lamp", "ours_latents": "ours", "ours_noise": "ours"}
-#: How the first frame is given at sampling, per video method.
-FIRST_FRAME_OF_METHOD = {"lamp": "latents", "ours_latents": "latents", "ours_noise": "noise"}
-METHOD_LABELS = {
-    "text2video_zero": "Text2Video-Zero",
-    "lamp": "LAMP",
-    "ours_noise": "Ours (Noise)",
-    "ours_latents": "Ours (Latents)",
-    "per_frame_t2i": "Per-frame T2I",
-}
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
 
 class ConfigError(ValueError):
     """A configuration that does not follow config/schema.yaml."""
+
+
+#: Checks beyond the schema that plugins add (:func:`register_config_check`): each takes the
+#: validated config and returns its problems, one line each ("  key.path: what is wrong").
+_CONFIG_CHECKS: list[Callable[[dict], list[str]]] = []
+
+
+def register_config_check(check: Callable[[dict], list[str]]) -> None:
+    _CONFIG_CHECKS.append(check)
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
@@ -100,46 +98,40 @@ def _check_semantics(config: dict, source: str) -> None:
                 f"  masks.strategy: clip_subject needs a subject for every motion; "
                 f"motions without one: {nameless}"
             )
-    t2v = config["sampling"]["text2video_zero"]
-    steps = config["sampling"]["num_inference_steps"]
-    if not (t2v["t0"] < t2v["t1"] < steps):
-        problems.append(
-            f"  sampling.text2video_zero: need t0 < t1 < num_inference_steps, got "
-            f"t0={t2v['t0']}, t1={t2v['t1']}, num_inference_steps={steps}"
-        )
     video = config["video"]
     if video["height"] % 8 or video["width"] % 8:
         problems.append(
             f"  video: height and width must be multiples of 8, got "
             f"{video['height']}x{video['width']}"
         )
-    if config["data"]["source"] == "toy":
-        problems += _toy_world_problems(config)
+    problems += _registry_problems(config)
+    if not problems:
+        from .methods import get_method
+
+        for name in config["methods"]:
+            problems += get_method(name).check_config(config)
+    load_plugins()
+    for check in _CONFIG_CHECKS:
+        problems += check(config)
     if problems:
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(problems))
 
 
-def _toy_world_problems(config: dict) -> list[str]:
-    """The toy world draws square frames of its own motions, and reads its prompts."""
-    from .toy.world import parse_caption, toy_motion
+def _registry_problems(config: dict) -> list[str]:
+    """Names the schema allows that nothing implements (the schema's lists and the registries
+    are kept equal by a test; this names the culprit if they drift apart)."""
+    from .data.sources import data_source_names
+    from .methods import method_names
+    from .models.prepare import model_source_names
 
     problems = []
-    height, width = config["data"]["clip_size"]
-    if height != width:
-        problems.append(f"  data.clip_size: the toy world's clips are square, got {height}x{width}")
-    if config["video"]["height"] != config["video"]["width"]:
-        problems.append(f"  video: the toy world's frames are square, got "
-                        f"{config['video']['height']}x{config['video']['width']}")
-    for motion in config["motions"]:
-        try:
-            toy_motion(motion["name"])
-        except ValueError as error:
-            problems.append(f"  motions.{motion['name']}: {error}")
-        for prompt in motion["prompts"]:
-            try:
-                parse_caption(prompt)
-            except ValueError as error:
-                problems.append(f"  motions.{motion['name']}.prompts: {error}")
+    for key, chosen, known in (("methods", config["methods"], method_names()),
+                               ("data.source", [config["data"]["source"]], data_source_names()),
+                               ("models.source", [config["models"]["source"]], model_source_names())):
+        missing = [name for name in chosen if name not in known]
+        if missing:
+            problems.append(f"  {key}: {missing} allowed by the schema but not registered "
+                            f"(registered: {', '.join(known)})")
     return problems
 
 
@@ -152,29 +144,3 @@ def load_config(path: str | Path) -> dict:
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
     return validate_config(raw, source=str(path))
-
-
-def prompt_id(prompt: str) -> str:
-    """A stable file-name-safe identifier of a prompt.
-
-    ASCII slug of the text (for humans) plus 8 hex digits of its SHA-1 (so that prompts
-    differing only in punctuation or non-ASCII characters never collide).
-    """
-    ascii_text = unicodedata.normalize("NFKD", prompt).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")[:60].rstrip("_")
-    digest = hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:8]
-    return f"{slug or 'prompt'}-{digest}"
-
-
-def benchmark_file_name(prompt: str) -> str:
-    """LAMP's benchmark file name of a prompt: spaces read as underscores."""
-    return prompt.replace(" ", "_") + ".png"
-
-
-def prompt_table(config: dict) -> list[dict]:
-    """One row per (motion, prompt): motion, prompt, prompt_id."""
-    return [
-        {"motion": motion["name"], "prompt": prompt, "prompt_id": prompt_id(prompt)}
-        for motion in config["motions"]
-        for prompt in motion["prompts"]
-    ]

@@ -18,7 +18,8 @@ Two strategies choose the subject (``masks.strategy``):
 Masks are stored per clip as ``<clip>.npz``: ``packed`` = np.packbits of the (F, H, W) bool
 masks along W, plus ``width``. A contact sheet with the masks tinted red and the foreground
 fraction per clip let a person check them at a glance; clips that come with ground-truth
-masks (the toy world's ``ground_truth/<clip>.npz``) also get SAM's mean IoU against them.
+masks (``ground_truth/<clip>.npz`` beside them, which a generated data source may write) also
+get SAM's mean IoU against them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tqdm.auto import tqdm
 from .video_io import atomic_path, read_video, write_png
 
 log = logging.getLogger(__name__)
-#: Where clips that come with ground-truth masks (the toy world's) keep them, in the clips' folder.
+#: Where clips that come with ground-truth masks keep them, in the clips' folder.
 GROUND_TRUTH_DIR = "ground_truth"
 STRATEGIES = ("motion", "clip_subject")
 
@@ -192,7 +193,7 @@ class SubjectSegmenter:
         sam = load_sam(sam_dir, device=device)
         self.predictor = SamPredictor(sam)
         if strategy == "clip_subject":
-            from .metrics import ClipEmbedder
+            from .models.loading import ClipEmbedder
 
             model, preprocess, tokenizer = load_clip(clip_dir, device=device)
             self.embedder = ClipEmbedder(model, preprocess, tokenizer, device=device)
@@ -228,7 +229,7 @@ def extract_motion_masks(sam_dir, clip_paths, out_dir, masks_config: dict, subje
         fraction = float(masks.mean())
         rows.append({"clip": stem, "frames": len(frames), "foreground_fraction": fraction})
         truth = Path(path).parent / GROUND_TRUTH_DIR / f"{stem}.npz"
-        if truth.exists():  # the toy world's clips: how well SAM found the subject
+        if truth.exists():  # clips drawn with their masks: how well SAM found the subject
             rows[-1]["ground_truth_iou"] = float(mask_iou(masks, load_masks(truth)).mean())
         if fraction < 0.005 or fraction > 0.95:
             log.warning("%s: foreground covers %.1f%% of the pixels; check %s_overlay.png",

@@ -9,11 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import METHOD_LABELS
+from .methods import get_method
+from .metrics.registry import poster_metrics
 from .video_io import atomic_path
-
-METRICS = ("alignment", "consistency", "diversity")
-ARROWS = {"alignment": "↑", "consistency": "↑", "diversity": "↓"}
 
 
 def _pyplot():
@@ -44,19 +42,21 @@ def _errors(table: pd.DataFrame, metric: str) -> np.ndarray:
 
 
 def plot_metrics(table: pd.DataFrame, paths):
-    """One panel per metric: our mean per method with its 95% CI, the poster's as diamonds."""
+    """One panel per metric the poster reports: our mean per method with its 95% CI, the
+    poster's as diamonds."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.8))
+    metrics = poster_metrics()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8))
     x = np.arange(len(table))
-    for ax, metric in zip(axes, METRICS):
-        ax.bar(x, table[metric].to_numpy(dtype=float), yerr=_errors(table, metric), capsize=4,
+    for ax, metric in zip(np.atleast_1d(axes), metrics):
+        ax.bar(x, table[metric.name].to_numpy(dtype=float), yerr=_errors(table, metric.name), capsize=4,
                color="tab:blue", label="measured (95% CI over prompts)")
-        ax.scatter(x, table[f"poster_{metric}"].to_numpy(dtype=float), color="tab:red", marker="D",
+        ax.scatter(x, table[f"poster_{metric.name}"].to_numpy(dtype=float), color="tab:red", marker="D",
                    zorder=3, label="poster")
         ax.set_xticks(x, table["label"], rotation=30, ha="right")
-        ax.set_title(f"{metric.capitalize()} {ARROWS[metric]}")
-        ax.set_ylabel("CLIP cosine x 100")
-    handles, labels = axes[0].get_legend_handles_labels()
+        ax.set_title(f"{metric.heading} {metric.arrow}")
+        ax.set_ylabel(metric.unit)
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=2, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     save_figure(fig, paths)
@@ -64,21 +64,23 @@ def plot_metrics(table: pd.DataFrame, paths):
 
 
 def plot_motion_heatmap(motions: pd.DataFrame, methods: list[str], paths):
-    """Per metric, a methods x motions heatmap of the mean over the motion's prompts, annotated."""
+    """Per metric the poster reports, a methods x motions heatmap of the mean over the motion's
+    prompts, annotated."""
     plt = _pyplot()
     names = sorted(motions["motion"].unique())
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(1.2 * len(names) * len(METRICS) + 4, 0.6 * len(methods) + 2))
-    for ax, metric in zip(np.atleast_1d(axes), METRICS):
-        grid = motions.pivot(index="method", columns="motion", values=metric).reindex(index=methods, columns=names)
+    metrics = poster_metrics()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(1.2 * len(names) * len(metrics) + 4, 0.6 * len(methods) + 2))
+    for ax, metric in zip(np.atleast_1d(axes), metrics):
+        grid = motions.pivot(index="method", columns="motion", values=metric.name).reindex(index=methods, columns=names)
         values = grid.to_numpy(dtype=float)
-        image = ax.imshow(values, cmap="viridis_r" if metric == "diversity" else "viridis", aspect="auto")
+        image = ax.imshow(values, cmap="viridis_r" if metric.lower_is_better else "viridis", aspect="auto")
         for (i, j), value in np.ndenumerate(values):
             r, g, b, _ = image.cmap(image.norm(value))  # dark text on light cells
             ax.text(j, i, "n/a" if np.isnan(value) else f"{value:.2f}", ha="center", va="center",
                     color="black" if 0.3 * r + 0.6 * g + 0.1 * b > 0.5 else "white", fontsize=8)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-        ax.set_yticks(range(len(methods)), [METHOD_LABELS[m] for m in methods])
-        ax.set_title(f"{metric.capitalize()} {ARROWS[metric]}")
+        ax.set_yticks(range(len(methods)), [get_method(m).label for m in methods])
+        ax.set_title(f"{metric.heading} {metric.arrow}")
         fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
     save_figure(fig, paths)

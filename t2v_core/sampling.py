@@ -1,29 +1,24 @@
-"""Sampling a video for one prompt, for every method of the study.
-
-- LAMP / Ours: :func:`sample_first_frame_video` with the fine-tuned :class:`VideoUNet`.
-- Text2Video-Zero: diffusers' ``TextToVideoZeroPipeline`` (the reference implementation).
-- Per-frame T2I: every frame an independent image of the base model.
+"""The pieces that the methods' samplers share: prompt encoding, LAMP's shared noise and AdaIN
+schedule, first-frame encoding, chunked decoding, input checks, and diffusers pipelines over
+already loaded components. Each method's sampler is in its module of :mod:`t2v_core.methods`.
 """
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import torch
-
-log = logging.getLogger(__name__)
 
 
 class SamplingError(ValueError):
     pass
 
 
-def encode_text(parts, prompts, device):
-    tokenizer = parts["tokenizer"]
+@torch.no_grad()
+def encode_prompt(text_encoder, tokenizer, prompts: list[str], device) -> torch.Tensor:
+    """CLIP text embeddings (N, 77, D) of ``prompts``, padded to the tokenizer's length."""
     tokens = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length,
                        truncation=True, return_tensors="pt")
-    return parts["text_encoder"](tokens.input_ids.to(device))[0]
+    return text_encoder(tokens.input_ids.to(device))[0]
 
 
 def shared_noise(shape, alpha: float, generator, device, dtype=torch.float32) -> torch.Tensor:
@@ -95,64 +90,13 @@ def vae_scale_factor(vae) -> int:
     return 2 ** (len(vae.config.block_out_channels) - 1)
 
 
-@torch.no_grad()
-def sample_first_frame_video(
-    model, parts: dict, prompt: str, num_frames: int, height: int, width: int,
-    num_inference_steps: int, guidance_scale: float, generator: torch.Generator,
-    first_frame: np.ndarray | None = None, shared_noise_alpha: float = 0.2, adain: bool = True,
-    adain_late_fraction: float = 0.62, device="cpu", output_type: str = "np",
-) -> np.ndarray | torch.Tensor:
-    """LAMP-style sampling with a :class:`VideoUNet`; returns uint8 frames (F, H, W, 3).
-
-    With ``first_frame`` (mode ``latents``) its VAE latent is frame 1 of every step's input
-    and of the result; without it (mode ``noise``) all frames are denoised from noise.
-    With ``adain``, LAMP's schedule: after every step frames 3..F take frame 2's latent
-    statistics, from step index ``round(adain_late_fraction * steps)`` on (31 of 50 in the
-    reference) frame 2 first takes frame 1's, and after the loop all take frame 1's.
-    ``output_type="latent"`` returns the final latents (1, C, F, h, w) instead of frames.
-    """
-    # 1. Check inputs
-    vae, scheduler = parts["vae"], parts["scheduler"]
-    factor = vae_scale_factor(vae)
-    check_inputs(num_frames, height, width, factor, first_frame)
-    # 2. Encode the prompt (unconditional first, for classifier-free guidance)
-    use_cfg = guidance_scale > 1.0
-    text = encode_text(parts, [""] + [prompt] if use_cfg else [prompt], device)
-    # 3. Timesteps
-    scheduler.set_timesteps(num_inference_steps, device=device)
-    # 4. Initial noise, shared across frames
-    shape = (1, model.unet.config.in_channels, num_frames, height // factor, width // factor)
-    latents = shared_noise(shape, shared_noise_alpha, generator, device) * scheduler.init_noise_sigma
-    # 5. First frame latents
-    first = encode_first_frame(vae, first_frame, generator, device) if first_frame is not None else None
-    if first is not None:
-        latents[:, :, 0] = first
-    # 6. Denoising loop
-    timesteps = scheduler.timesteps
-    late_start = round(adain_late_fraction * len(timesteps))
-    for i, t in enumerate(timesteps):
-        model_input = torch.cat([latents] * 2) if use_cfg else latents
-        noise_pred = model(scheduler.scale_model_input(model_input, t), t, text)
-        if use_cfg:
-            uncond, cond = noise_pred.chunk(2)
-            noise_pred = uncond + guidance_scale * (cond - uncond)
-        latents = scheduler.step(noise_pred, t, latents).prev_sample
-        if first is not None:
-            latents[:, :, 0] = first
-        if adain:
-            latents = lamp_adain_step(latents, late=i >= late_start)
-    # 7. Final AdaIN, decode
-    if adain:
-        latents = lamp_adain_final(latents)
-    return latents if output_type == "latent" else decode_latents(vae, latents)
-
-
-def _to_uint8(images) -> np.ndarray:
+def to_uint8(images) -> np.ndarray:
+    """Float images in [0, 1] (a diffusers pipeline's "np" output) -> uint8."""
     images = np.asarray(images)
     return (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
 
 
-def _diffusers_pipeline(cls, parts, device):
+def diffusers_pipeline(cls, parts, device):
     """A diffusers pipeline of class ``cls`` over the already loaded base components."""
     pipe = cls(
         vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=parts["tokenizer"],
@@ -161,36 +105,6 @@ def _diffusers_pipeline(cls, parts, device):
     ).to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def sample_text2video_zero(parts, prompt, num_frames, height, width, num_inference_steps,
-                           guidance_scale, t0, t1, motion_field_strength_x, motion_field_strength_y,
-                           generator, device="cpu") -> np.ndarray:
-    """Text2Video-Zero through diffusers' reference ``TextToVideoZeroPipeline``."""
-    from diffusers import TextToVideoZeroPipeline
-
-    pipe = _diffusers_pipeline(TextToVideoZeroPipeline, parts, device)
-    result = pipe(
-        prompt=prompt, video_length=num_frames, height=height, width=width,
-        num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, t0=t0, t1=t1,
-        motion_field_strength_x=motion_field_strength_x, motion_field_strength_y=motion_field_strength_y,
-        generator=generator, output_type="np",
-    )
-    return _to_uint8(result.images)
-
-
-def sample_per_frame_t2i(parts, prompt, num_frames, height, width, num_inference_steps,
-                         guidance_scale, generator, device="cpu") -> np.ndarray:
-    """Every frame sampled independently by the base text-to-image model."""
-    from diffusers import StableDiffusionPipeline
-
-    pipe = _diffusers_pipeline(StableDiffusionPipeline, parts, device)
-    result = pipe(
-        prompt=prompt, height=height, width=width, num_inference_steps=num_inference_steps,
-        guidance_scale=guidance_scale, num_images_per_prompt=num_frames, generator=generator,
-        output_type="np",
-    )
-    return _to_uint8(result.images)
 
 
 def load_first_frame(path, height: int, width: int) -> np.ndarray:
@@ -208,43 +122,3 @@ def load_first_frame(path, height: int, width: int) -> np.ndarray:
         if (w, h) != (width, height):
             image = image.resize((width, height), Image.BICUBIC)
         return np.asarray(image)
-
-
-def sample_method_videos(
-    method: str, base_dir, prompt: str, seeds: list[int], video: dict, sampling: dict,
-    outputs: dict[int, dict[str, str]], adapter_dir=None, first_frame_path=None, device="cpu",
-) -> None:
-    """All seeds of one (method, prompt): the models load once; for every seed an mp4 and a
-    GIF are written to ``outputs[seed]["mp4"]`` / ``["gif"]``."""
-    from .config import FIRST_FRAME_OF_METHOD
-    from .models.loading import load_base_components
-    from .video_io import write_gif, write_mp4
-    from .video_unet import TemporalAdapter, VideoUNet
-
-    parts = load_base_components(base_dir, device=device)
-    settings = sampling[method]
-    size = dict(num_frames=video["num_frames"], height=video["height"], width=video["width"],
-                num_inference_steps=sampling["num_inference_steps"], guidance_scale=settings["guidance_scale"])
-    model = first_frame = None
-    if method in FIRST_FRAME_OF_METHOD:
-        adapter = TemporalAdapter.from_pretrained(adapter_dir).to(device).eval()
-        model = VideoUNet(parts["unet"], adapter).eval()
-        if FIRST_FRAME_OF_METHOD[method] == "latents":
-            first_frame = load_first_frame(first_frame_path, video["height"], video["width"])
-    for seed in seeds:
-        generator = torch.Generator(device).manual_seed(seed)
-        if method == "text2video_zero":
-            extra = {k: settings[k] for k in ("t0", "t1", "motion_field_strength_x", "motion_field_strength_y")}
-            frames = sample_text2video_zero(parts, prompt, generator=generator, device=device, **size, **extra)
-        elif method == "per_frame_t2i":
-            frames = sample_per_frame_t2i(parts, prompt, generator=generator, device=device, **size)
-        else:
-            frames = sample_first_frame_video(
-                model, parts, prompt, generator=generator, first_frame=first_frame,
-                shared_noise_alpha=settings["shared_noise_alpha"], adain=settings["adain"],
-                adain_late_fraction=settings["adain_late_fraction"],
-                device=device, **size,
-            )
-        write_mp4(outputs[seed]["mp4"], frames, fps=video["fps"])
-        write_gif(outputs[seed]["gif"], frames, fps=video["fps"])
-        log.info("%s seed %d: %s", method, seed, outputs[seed]["mp4"])

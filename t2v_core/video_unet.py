@@ -1,7 +1,10 @@
 """A video UNet built around diffusers' ``UNet2DConditionModel`` (not a fork of it).
 
-A clip of F frames runs as a batch of F images through the unchanged 2D UNet. The temporal
-modules are attached from outside, so the pretrained 2D weights load unchanged:
+A clip of F frames runs as a batch of F images through the 2D UNet. The temporal modules are
+attached to :class:`VideoUNet`'s own structural copy of the UNet (new module objects whose
+weights share storage with the original), so the pretrained 2D weights load unchanged and the
+UNet that was passed in is never changed: no hook or attention processor is left on it, and
+two video models built on one UNet do not see each other's modules.
 
 - a forward hook after selected 2D convolutions adds a gated causal temporal 1D conv
   (:class:`TemporalConvBranch`);
@@ -18,6 +21,7 @@ fine-tuned method is stored as this delta, never as a copy of the whole pipeline
 
 from __future__ import annotations
 
+import copy
 import re
 
 import torch
@@ -201,19 +205,34 @@ class TemporalAdapter(ModelMixin, ConfigMixin):
         return adapter
 
 
+def shared_weight_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module``'s structure (new submodules, attention processors and hook tables)
+    whose parameters and buffers share storage with the original's.
+
+    The copy's parameters are new, frozen ``Parameter`` objects over the same tensors, so
+    freezing, hooking, re-processing or moving the copy (``.to``) never reaches the original;
+    only an in-place write to a weight's values would, and nothing here writes to them.
+    """
+    memo = {id(p): nn.Parameter(p.detach(), requires_grad=False) for p in module.parameters()}
+    memo.update({id(b): b.detach() for b in module.buffers()})
+    return copy.deepcopy(module, memo)
+
+
 class VideoUNet(nn.Module):
     """A 2D UNet plus a :class:`TemporalAdapter`, called on latents of shape (B, C, F, H, W).
 
-    ``first_frame_attention=False`` leaves attn1 as in the image model (used to show that
-    an identity-initialised adapter reproduces the 2D UNet frame by frame).
+    The temporal modules are hooked into ``self.unet``, a :func:`shared_weight_copy` of the
+    ``unet`` given: the given UNet stays exactly the image model, and each ``VideoUNet`` built
+    on it has its own adapter and nothing of another's. ``first_frame_attention=False`` leaves
+    attn1 as in the image model (used to show that an identity-initialised adapter reproduces
+    the 2D UNet frame by frame).
     """
 
     def __init__(self, unet, adapter: TemporalAdapter | None = None, first_frame_attention: bool = True) -> None:
         super().__init__()
-        self.unet = unet
+        self.unet = shared_weight_copy(unet)
         self.adapter = adapter
         self.context = FrameContext()
-        self._handles = []
         if adapter is not None:
             self._attach(first_frame_attention)
 
@@ -221,14 +240,14 @@ class VideoUNet(nn.Module):
         context, adapter = self.context, self.adapter
         for key, branch in adapter.temporal_convs.items():
             conv = self.unet.get_submodule(key.replace("-", "."))
-            self._handles.append(conv.register_forward_hook(
+            conv.register_forward_hook(
                 lambda module, inputs, output, branch=branch: branch(output, context.num_frames)
-            ))
+            )
         for key, temporal in adapter.temporal_attentions.items():
             block = self.unet.get_submodule(key.replace("-", "."))
-            self._handles.append(block.register_forward_hook(
+            block.register_forward_hook(
                 lambda module, inputs, output, temporal=temporal: temporal(output, context.num_frames)
-            ))
+            )
             if first_frame_attention:
                 to_q = adapter.first_frame_queries[_key(key.replace("-", ".") + ".attn1")]
                 block.attn1.set_processor(FirstFrameAttnProcessor(context, to_q))

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from t2v_core.aggregate import (
-    POSTER, aggregate, bootstrap_ci, comparison_table, latex_table, markdown_table, per_prompt,
-    summarise,
+    aggregate, bootstrap_ci, comparison_table, latex_table, markdown_table, per_prompt, summarise,
 )
+from t2v_core.methods import get_method
 from t2v_core.plots import plot_metrics, plot_motion_heatmap, plot_tradeoff
 
 POSTER_METHODS = ["text2video_zero", "lamp", "ours_noise", "ours_latents"]
@@ -109,12 +109,12 @@ def test_figures_draw_our_values_the_cis_and_the_posters_points():
     bars = plot_metrics(table, []).axes[:3]
     for ax, metric in zip(bars, ["alignment", "consistency", "diversity"]):
         assert [patch.get_height() for patch in ax.patches] == pytest.approx(table[metric].tolist())
-        assert _drawn_points(ax, PathCollection) == [(0, POSTER["lamp"][metric])]  # none for per-frame T2I
+        assert _drawn_points(ax, PathCollection) == [(0, get_method("lamp").poster[metric])]  # none for per-frame T2I
         caps = sorted(y for line in ax.lines for y in line.get_ydata())
         assert caps == pytest.approx(sorted([lamp[f"{metric}_ci_low"], lamp[f"{metric}_ci_high"]] +
                                             [table[metric].iloc[1]] * 2))  # zero-length bar: no CI
     tradeoff = plot_tradeoff(table, []).axes[0]
-    assert _drawn_points(tradeoff, PathCollection) == [(POSTER["lamp"]["diversity"], POSTER["lamp"]["alignment"])]
+    assert _drawn_points(tradeoff, PathCollection) == [(get_method("lamp").poster["diversity"], get_method("lamp").poster["alignment"])]
     points = [line.get_xydata()[0] for line in tradeoff.lines if line.get_marker() == "o"]
     assert np.ravel(points).tolist() == pytest.approx([81.0, 71.5 / 3, 80.0, 7.5])  # (diversity, alignment)
     assert [t.get_text() for t in tradeoff.get_legend().get_texts()] == ["LAMP", "Per-frame T2I"]

@@ -8,7 +8,8 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
 from benchmarks.finetune_bench import PROMPT, our_loss, reference_loss, set_attention, setup, step_inputs
-from t2v_core.training import encode_clips, encode_prompt
+from t2v_core.sampling import encode_prompt
+from t2v_core.training.data import encode_clips
 from t2v_core.video_unet import FirstFrameAttnProcessor, TemporalAdapter, VideoUNet
 
 ATOL = 1e-5

@@ -1,7 +1,8 @@
 import pytest
 import yaml
 
-from t2v_core.config import ConfigError, load_config, prompt_id, prompt_table, validate_config
+from t2v_core.config import ConfigError, load_config, validate_config
+from t2v_core.prompts import prompt_id, prompt_table
 
 from conftest import REPO
 

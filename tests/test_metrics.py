@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from t2v_core.metrics import ClipEmbedder, alignment, consistency, diversity, evaluate_prompt_videos, evaluate_videos
+from t2v_core.metrics.clip import alignment, clip_features, consistency, diversity
+from t2v_core.metrics.evaluate import evaluate_videos, score_prompt_videos
+from t2v_core.models.loading import ClipEmbedder
 
 E1, E2, E3 = np.eye(3)
 
@@ -65,7 +67,7 @@ def test_each_video_is_embedded_once_and_rows_carry_its_values():
     mixed = red.copy()
     mixed[1::2] = 0  # frames: red, dark, red, dark
     embedder = FixedEmbedder()
-    table = evaluate_prompt_videos(embedder, "a red thing", {0: red, 1: mixed})
+    table = score_prompt_videos("clip", clip_features(embedder, "a red thing", {0: red, 1: mixed}))
     assert embedder.frame_calls == 2 and embedder.text_calls == 1
     assert list(table["seed"]) == [0, 1]
     assert list(table["alignment"]) == pytest.approx([100.0, 50.0])
@@ -107,7 +109,7 @@ def test_evaluate_videos_writes_one_row_per_seed_with_the_ids(tiny_clip, tmp_pat
         write_mp4(paths[seed], rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), fps=4)
     ids = {"method": "lamp", "motion": "rain", "prompt_id": "p0"}
     out = tmp_path / "metrics" / "p0.csv"
-    table = evaluate_videos(clip_dir, {7: paths[7], 3: paths[3]}, "rain falls", ids, out, batch_size=3)
+    table = evaluate_videos({"clip": clip_dir}, {7: paths[7], 3: paths[3]}, "rain falls", ids, out, batch_size=3)
     written = pd.read_csv(out)
     assert list(written.columns) == ["method", "motion", "prompt_id", "prompt", "seed", "alignment", "consistency",
                                      "prompt_diversity"]

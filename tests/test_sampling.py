@@ -5,11 +5,20 @@ import pytest
 import torch
 from PIL import Image
 
+from t2v_core.methods.text2video_zero import sample_text2video_zero
+from t2v_core.pipeline import FirstFrameVideoPipeline
 from t2v_core.sampling import (
     SamplingError, encode_first_frame, lamp_adain_final, lamp_adain_step, load_first_frame,
-    match_statistics, sample_first_frame_video, sample_text2video_zero, shared_noise,
+    match_statistics, shared_noise,
 )
-from t2v_core.video_unet import TemporalAdapter, VideoUNet
+from t2v_core.video_unet import TemporalAdapter
+
+
+def untrained_pipeline(parts) -> FirstFrameVideoPipeline:
+    torch.manual_seed(0)
+    pipe = FirstFrameVideoPipeline(**parts, adapter=TemporalAdapter.from_unet(parts["unet"]))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def test_shared_noise_mixing_is_exact():
@@ -46,13 +55,10 @@ def test_adain_schedule():
 
 
 def test_first_frame_latent_is_unchanged_in_latents_mode(base_parts):
-    torch.manual_seed(0)
-    model = VideoUNet(base_parts["unet"], TemporalAdapter.from_unet(base_parts["unet"])).eval()
+    pipe = untrained_pipeline(base_parts)
     image = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
-    latents = sample_first_frame_video(
-        model, base_parts, "a red square", 4, 32, 32, 3, 7.5, torch.Generator().manual_seed(3),
-        first_frame=image, output_type="latent",
-    )
+    latents = pipe("a red square", first_frame=image, num_frames=4, height=32, width=32, num_inference_steps=3,
+                   guidance_scale=7.5, generator=torch.Generator().manual_seed(3), output_type="latent").frames
     generator = torch.Generator().manual_seed(3)
     torch.randn(latents.shape, generator=generator)  # the initial noise is drawn first
     expected = encode_first_frame(base_parts["vae"], image, generator, "cpu")
@@ -61,13 +67,12 @@ def test_first_frame_latent_is_unchanged_in_latents_mode(base_parts):
 
 
 def test_noise_mode_denoises_the_first_frame_too(base_parts):
-    torch.manual_seed(0)
-    model = VideoUNet(base_parts["unet"], TemporalAdapter.from_unet(base_parts["unet"])).eval()
-    args = (model, base_parts, "a red square", 3, 32, 32, 3, 7.5)
-    a = sample_first_frame_video(*args, torch.Generator().manual_seed(3), output_type="latent")
-    b = sample_first_frame_video(*args, torch.Generator().manual_seed(4), output_type="latent")
+    pipe = untrained_pipeline(base_parts)
+    kwargs = dict(num_frames=3, height=32, width=32, num_inference_steps=3, guidance_scale=7.5)
+    a = pipe("a red square", generator=torch.Generator().manual_seed(3), output_type="latent", **kwargs).frames
+    b = pipe("a red square", generator=torch.Generator().manual_seed(4), output_type="latent", **kwargs).frames
     assert (a[:, :, 0] - b[:, :, 0]).abs().amax() > 1e-3
-    frames = sample_first_frame_video(*args, torch.Generator().manual_seed(3))
+    frames = pipe("a red square", generator=torch.Generator().manual_seed(3), **kwargs).frames
     assert frames.shape == (3, 32, 32, 3) and frames.dtype == np.uint8
 
 

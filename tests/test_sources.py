@@ -9,7 +9,8 @@ import zipfile
 import pytest
 import yaml
 
-from t2v_core.config import ConfigError, load_config, prompt_table, validate_config
+from t2v_core.config import ConfigError, load_config, validate_config
+from t2v_core.prompts import prompt_table
 from t2v_core.data.sources import (
     benchmark_key, download_motion_source, extract_archive, find_motion_folder, prepare_first_frame,
     prepare_motion_clips,

@@ -13,7 +13,7 @@ from t2v_core.config import ConfigError, load_config, validate_config
 from t2v_core.data.sources import CAPTIONS_FILE, clip_captions, prepare_first_frame, prepare_motion_clips
 from t2v_core.data.validation import DataError
 from t2v_core.masks import GROUND_TRUTH_DIR, load_masks
-from t2v_core.metrics import motion_scores
+from t2v_core.metrics.evaluate import evaluate_prompt
 from t2v_core.toy import SHIPPED_MODELS
 from t2v_core.toy.motion_metric import subject_masks
 from t2v_core.toy.world import Subject, first_frame, motion_clip, parse_caption
@@ -107,6 +107,11 @@ def test_demo_config_is_the_toy_world_with_every_motion():
         assert all(parse_caption(p)[1] == motion["name"].replace("_", " ") for p in motion["prompts"])
 
 
+def motion_scores(prompt, videos):
+    """The toy world's per-video motion metrics, through the registry as the evaluate job runs them."""
+    return evaluate_prompt(["toy_motion"], prompt, videos, {})
+
+
 def test_motion_scores_reward_the_prompts_motion_only():
     subject = Subject("triangle", "blue", "white")
     right, _ = motion_clip("moves right", subject, 8, 64, 0)
@@ -163,18 +168,19 @@ def test_clip_metrics_alone_without_the_motion_metric():
 
 
 def test_finetuning_takes_one_caption_per_clip(base_parts, tmp_path):
-    from t2v_core.training import TrainingError, finetune_motion
+    from t2v_core.methods import get_training
+    from t2v_core.training import TrainingError
 
     clips = prepare_motion_clips(TOY_DATA, MOTION, tmp_path / "train", min_frames=4, fps=4)
     captions = clip_captions(tmp_path / "train", clips)
     video = {"num_frames": 4, "height": 32, "width": 32}
     finetune = {"steps": 2, "learning_rate": 1e-3, "checkpoint_every": 10, "seed": 0, "random_flip": False,
                 "mixed_precision": "no", "gradient_checkpointing": False, "lamp": {"init": "reference"}}
-    finetune_motion(base_parts, clips, captions, tmp_path / "adapter", tmp_path / "ckpt", video, finetune, "lamp")
+    lamp = get_training("lamp")
+    lamp.finetune(base_parts, clips, captions, tmp_path / "adapter", tmp_path / "ckpt", video, finetune)
     assert (tmp_path / "adapter" / "config.json").exists()
     with pytest.raises(TrainingError, match="2 captions for 3 clips"):
-        finetune_motion(base_parts, clips, captions[:2], tmp_path / "again", tmp_path / "ckpt2", video, finetune,
-                        "lamp")
+        lamp.finetune(base_parts, clips, captions[:2], tmp_path / "again", tmp_path / "ckpt2", video, finetune)
 
 
 # --- The shipped models: what `make toy-models` trained, loaded by the workflow's own code.
@@ -219,8 +225,7 @@ def test_shipped_text_to_image_model_draws_the_prompts_colour_and_background(tmp
 @shipped
 def test_shipped_clip_tells_colours_and_sam_finds_the_subject(tmp_path):
     from t2v_core.masks import SubjectSegmenter, mask_iou
-    from t2v_core.metrics import ClipEmbedder
-    from t2v_core.models.loading import load_clip
+    from t2v_core.models.loading import ClipEmbedder, load_clip
     from t2v_core.models.prepare import prepare_model
 
     for kind in ("clip", "sam"):

@@ -64,7 +64,7 @@ def test_vae_learns_and_is_scaled_to_unit_latents(vae_run):
 
 def test_text_to_image_learns_and_loads_as_a_stable_diffusion_folder(base_run):
     from t2v_core.models.loading import load_base_components
-    from t2v_core.sampling import encode_text
+    from t2v_core.sampling import encode_prompt
 
     out, metrics = base_run
     assert metrics["eval_loss_after"] < metrics["eval_loss_before"]
@@ -75,7 +75,7 @@ def test_text_to_image_learns_and_loads_as_a_stable_diffusion_folder(base_run):
     for part in ("unet", "vae", "text_encoder"):
         assert list((out / part).glob("*.safetensors")), part
     parts = load_base_components(out)
-    text = encode_text(parts, ["a red square on a white background"], "cpu")
+    text = encode_prompt(parts["text_encoder"], parts["tokenizer"], ["a red square on a white background"], "cpu")
     assert text.shape == (1, 77, TEXT_TO_IMAGE.text_width)
     latents = torch.randn(1, 4, SIZE // 4, SIZE // 4)
     with torch.no_grad():
@@ -88,8 +88,7 @@ def test_text_to_image_learns_and_loads_as_a_stable_diffusion_folder(base_run):
 def test_clip_learns_and_loads_for_the_metrics(tmp_path):
     import open_clip
 
-    from t2v_core.metrics import ClipEmbedder
-    from t2v_core.models.loading import load_clip
+    from t2v_core.models.loading import ClipEmbedder, load_clip
 
     metrics = train_clip(tmp_path / "clip", seed=0, settings=CLIP, clip_config=CLIP_CONFIG)
     assert metrics["eval_loss_after"] < metrics["eval_loss_before"]

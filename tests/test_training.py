@@ -8,13 +8,18 @@ from t2v_core.config import validate_config
 from t2v_core.data.synthetic import render_clip
 from t2v_core.masks import save_masks
 from t2v_core.models.loading import load_base_components
-from t2v_core.training import (
-    TrainingError, finetune_motion, first_frame_conditioned_input, masked_diffusion_loss,
-)
+from t2v_core.methods import get_training
+from t2v_core.training import TrainingError
+from t2v_core.training.loop import first_frame_conditioned_input, masked_diffusion_loss
 from t2v_core.video_io import write_mp4
 from t2v_core.video_unet import TemporalAdapter
 
 VIDEO = {"num_frames": 4, "height": 32, "width": 32, "fps": 4}
+
+
+def finetune_motion(parts, clip_paths, prompt, out_dir, checkpoint_root, video, finetune, name, **kwargs):
+    """The registered fine-tuned model ``name``'s fine-tuning, as the finetune rule calls it."""
+    return get_training(name).finetune(parts, clip_paths, prompt, out_dir, checkpoint_root, video, finetune, **kwargs)
 
 
 def settings(**overrides):

@@ -1,5 +1,6 @@
 """The video UNet: equivalences and invariances on tiny models (CPU, seeded)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -118,3 +119,75 @@ def test_trainable_set_is_lamps(base_parts):
     assert any(".attn.to_q." in n for n in names)
     frozen = {n for n, _ in adapter.named_parameters()} - names
     assert frozen and all(".norm." in n for n in frozen)
+
+
+def hooks_and_processors(unet):
+    """What a video model could leave behind on a UNet: forward hooks and attention processors."""
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in unet.modules())
+    return hooks, {name: type(p).__name__ for name, p in unet.attn_processors.items()}
+
+
+def perturbed(adapter, seed):
+    """The adapter with every weight moved off its initial value (an untrained one adds ~0)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * 0.05)
+    return adapter
+
+
+@torch.no_grad()
+def test_a_video_model_leaves_its_unet_the_image_model(base_parts, inputs):
+    unet = base_parts["unet"]
+    sample, text = inputs
+    image_model = frames_through_2d_unet(unet, sample, 10, text)
+    untouched = hooks_and_processors(unet)
+    torch.manual_seed(0)
+    video = VideoUNet(unet, perturbed(TemporalAdapter.from_unet(unet), 1)).eval()
+    video_out = video(sample, 10, text)
+    assert hooks_and_processors(unet) == untouched == (0, {n: "AttnProcessor2_0" for n in untouched[1]})
+    assert hooks_and_processors(video.unet)[0] > 0  # the hooks are on the video model's own copy
+    assert torch.equal(frames_through_2d_unet(unet, sample, 10, text), image_model)  # bit-identical
+    assert (video_out - image_model).abs().max() > 1e-3  # and the video model is not the image model
+    # the copy shares the weights: no second copy of the UNet in memory
+    assert video.unet.conv_in.weight.data_ptr() == unet.conv_in.weight.data_ptr()
+
+
+@torch.no_grad()
+def test_two_video_models_on_one_unet_each_give_what_they_give_alone(base_parts, inputs):
+    unet = base_parts["unet"]
+    sample, text = inputs
+    torch.manual_seed(0)
+    adapters = [perturbed(TemporalAdapter.from_unet(unet), seed) for seed in (1, 2)]
+    alone = []
+    for adapter in adapters:
+        alone.append(VideoUNet(unet, adapter).eval()(sample, 10, text))
+    first, second = (VideoUNet(unet, adapter).eval() for adapter in adapters)
+    assert torch.equal(first(sample, 10, text), alone[0])
+    assert torch.equal(second(sample, 10, text), alone[1])
+    assert (alone[0] - alone[1]).abs().max() > 1e-3  # two different adapters, two different models
+
+
+def test_training_a_video_model_leaves_the_unet_usable_by_other_pipelines(tiny_model_dir, tmp_path):
+    """As measured on a GPU before the video model owned its copy: after a fine-tuning on the
+    shared components, diffusers' Text2Video-Zero on the same UNet failed with a shape error."""
+    from t2v_core.data.synthetic import synthesize_motion_clips
+    from t2v_core.methods import get_training
+    from t2v_core.methods.text2video_zero import sample_text2video_zero
+    from t2v_core.models.loading import load_base_components
+
+    kwargs = dict(num_frames=3, height=32, width=32, num_inference_steps=4, guidance_scale=7.5, t0=1, t1=2,
+                  motion_field_strength_x=4, motion_field_strength_y=4)
+    fresh = sample_text2video_zero(load_base_components(tiny_model_dir / "base"), "a red square",
+                                   generator=torch.Generator().manual_seed(0), **kwargs)
+    parts = load_base_components(tiny_model_dir / "base")
+    clips = synthesize_motion_clips(tmp_path / "clips", "shape_right", "square", 0, 2, 4, 32, 32)
+    finetune = {"steps": 2, "learning_rate": 1e-3, "checkpoint_every": 10, "seed": 0, "random_flip": False,
+                "mixed_precision": "no", "gradient_checkpointing": False, "lamp": {"init": "reference"}}
+    processors = hooks_and_processors(parts["unet"])
+    get_training("lamp").finetune(parts, clips, "a square", tmp_path / "adapter", tmp_path / "ckpt",
+                                  {"num_frames": 3, "height": 32, "width": 32}, finetune)
+    assert (tmp_path / "adapter" / "config.json").exists()
+    assert hooks_and_processors(parts["unet"]) == processors
+    after = sample_text2video_zero(parts, "a red square", generator=torch.Generator().manual_seed(0), **kwargs)
+    np.testing.assert_array_equal(after, fresh)

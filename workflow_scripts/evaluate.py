@@ -1,11 +1,13 @@
-"""Rule evaluate: CLIP metrics (and the toy world's motion metric) of the videos of one (method, motion, prompt)."""
-from t2v_core.metrics import evaluate_videos
+"""Rule evaluate: the metrics of the config's evaluators on the videos of one (method, motion, prompt)."""
+from t2v_core.metrics.evaluate import evaluate_videos
+from t2v_core.metrics.registry import get_evaluator
 from t2v_core.runtime import default_device, setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 w, params = snakemake.wildcards, snakemake.params
+models = {model: snakemake.input[model] for name in params.evaluators for model in get_evaluator(name).models}
 evaluate_videos(
-    snakemake.input.clip, dict(zip(params.seeds, snakemake.input.videos)), params.prompt,
+    models, dict(zip(params.seeds, snakemake.input.videos)), params.prompt,
     {"method": w.method, "motion": w.motion, "prompt_id": w.prompt_id}, snakemake.output[0],
-    batch_size=params.batch_size, device=default_device(), motion_metric=params.motion_metric,
+    evaluators=params.evaluators, batch_size=params.batch_size, device=default_device(),
 )

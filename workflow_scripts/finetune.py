@@ -1,11 +1,12 @@
-"""Rule finetune: the temporal adapter of one (method, motion)."""
+"""Rule finetune: the temporal adapter of one (fine-tuned model, motion)."""
 from pathlib import Path
 
 from t2v_core.data.sources import clip_captions
 from t2v_core.data.validation import list_clips
+from t2v_core.methods import get_training
 from t2v_core.models.loading import load_base_components
 from t2v_core.runtime import default_device, setup_job_logging
-from t2v_core.training import finetune_motion, write_loss_curve
+from t2v_core.training.loop import write_loss_curve
 
 setup_job_logging(snakemake.log[0])
 device = default_device()
@@ -15,9 +16,9 @@ masks = None
 if "masks" in snakemake.input.keys():
     masks = [Path(snakemake.input.masks) / f"{clip.stem}.npz" for clip in clips]
 captions = clip_captions(snakemake.input.clips, clips) or params.prompt
-losses = finetune_motion(
+losses = get_training(snakemake.wildcards.trained).finetune(
     load_base_components(snakemake.input.base, device=device), clips, captions,
     snakemake.output.adapter, params.checkpoints, params.video, params.finetune,
-    snakemake.wildcards.trained, mask_paths=masks, device=device,
+    mask_paths=masks, device=device,
 )
 write_loss_curve(losses, snakemake.output.loss_csv, snakemake.output.loss_png)

@@ -1,4 +1,4 @@
-"""Rule prepare_models: download (paper), copy the trained toy model (demo) or create (tests) one model folder."""
+"""Rule prepare_models: one model folder from the config's model source (download, tiny, or a plugin's)."""
 from t2v_core.models.prepare import prepare_model
 from t2v_core.runtime import setup_job_logging
 

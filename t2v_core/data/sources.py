@@ -1,14 +1,15 @@
 """The data stage: training clips per motion and one first-frame image per prompt.
 
-Where a motion's clips come from (first match wins):
+Where a motion's clips come from with ``data.source: lamp`` (first match wins):
 1. the motion's own ``source``: an HTTP(S) ``url`` of a video or an archive (with its
    ``sha256``), a Google Drive file or folder (``gdrive_id``), or a ``local_dir``;
 2. ``data.local_dir``, a folder with one sub-folder per motion, filled by hand (Baidu Disk);
 3. LAMP's whole few-shot set from its Google Drive folder (``data.gdrive_folder_id``).
-``data.source: synthetic`` makes moving shapes instead (the tests), and ``data.source: toy``
-the toy world's clips (the demo; :mod:`t2v_core.toy.world`), with their ground-truth masks kept
-aside in ``ground_truth/`` for checking SAM's. First frames are LAMP's benchmark PNGs by URL,
-checked against the manifest's sha256 sums, or drawn from the prompt (synthetic, toy).
+First frames are then LAMP's benchmark PNGs by URL, checked against the manifest's sha256 sums.
+
+Other ``data.source`` values are generated sources (:class:`GeneratedData`), which draw the
+clips and first frames instead: ``synthetic`` (moving shapes, the tests) is built in, plugins
+register more (:func:`register_data_source`; the demo's toy world is one).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import logging
 import shutil
 import tarfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote, urlparse
 
-from ..config import benchmark_file_name
 from ..download import download_file
-from ..video_io import write_mp4, write_png
+from ..plugins import load_plugins, missing_registration
 from .synthetic import synthesize_first_frame, synthesize_motion_clips
 from .validation import (
     CHECKSUM_FILE, VIDEO_SUFFIXES, DataError, list_clips, validate_clips, verify_clip_checksums,
@@ -30,10 +32,70 @@ from .validation import (
 )
 
 log = logging.getLogger(__name__)
-#: Optional per-clip captions of a motion's clips (the toy world writes one); without it the
-#: motion's ``train_prompt`` captions every clip, as in LAMP.
+#: Optional per-clip captions of a motion's clips (a generated source may write one); without
+#: it the motion's ``train_prompt`` captions every clip, as in LAMP.
 CAPTIONS_FILE = "captions.csv"
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+#: The data source that downloads: LAMP's few-shot clips and benchmark first frames.
+LAMP_SOURCE = "lamp"
+
+
+@dataclass(frozen=True)
+class GeneratedData:
+    """A data source that draws its clips and first frames (no download, no manifest).
+
+    ``write_clips(out_dir, data, motion, fps)`` writes a motion's clips into the empty folder
+    ``out_dir`` (and may add a ``captions.csv`` and ground-truth masks in ``ground_truth/``);
+    ``write_first_frame(out_path, data, motion, prompt, height, width)`` writes one PNG. ``data``
+    is the config's ``data`` block, ``motion`` what the data stage gets of a motion (name,
+    subject, source).
+    """
+
+    name: str
+    write_clips: Callable[..., None]
+    write_first_frame: Callable[..., None]
+    #: One sentence for the report: what the clips, first frames and prompts are.
+    description: str = ""
+
+
+_GENERATED: dict[str, GeneratedData] = {}
+
+
+def register_data_source(source: GeneratedData) -> None:
+    if source.name in _GENERATED or source.name == LAMP_SOURCE:
+        raise ValueError(f"data source {source.name!r} is registered twice")
+    _GENERATED[source.name] = source
+
+
+def data_source_names() -> list[str]:
+    load_plugins()
+    return [LAMP_SOURCE, *_GENERATED]
+
+
+def generated_source(name: str) -> GeneratedData | None:
+    """The generated source ``name``; None for LAMP's (downloaded) data."""
+    if name == LAMP_SOURCE:
+        return None
+    load_plugins()
+    if name not in _GENERATED:
+        raise ValueError(missing_registration("data source", name, data_source_names()))
+    return _GENERATED[name]
+
+
+def _write_synthetic_clips(out_dir, data, motion, fps):
+    height, width = data["clip_size"]
+    synthesize_motion_clips(out_dir, motion["name"], motion["subject"], data["seed"], data["clips_per_motion"],
+                            data["clip_frames"], height, width, fps)
+
+
+def _write_synthetic_first_frame(out_path, data, motion, prompt, height, width):
+    synthesize_first_frame(out_path, motion["name"], motion["subject"], prompt, data["seed"], height, width)
+
+
+register_data_source(GeneratedData(
+    "synthetic", _write_synthetic_clips, _write_synthetic_first_frame,
+    description="Synthetic clips of moving shapes and drawn first frames (a test of the pipeline's code paths).",
+))
 
 
 def _replace_dir(work: Path, out_dir: Path) -> None:
@@ -150,40 +212,18 @@ def collect_motion_clips(source_dir: str | Path, motion: str, out_dir: str | Pat
 
 def prepare_motion_clips(data: dict, motion: dict, out_dir, min_frames: int, source_dir=None,
                          fps: int = 8, expected_sums: dict | None = None) -> list[Path]:
-    """The training clips of one motion in ``out_dir`` (synthetic, or validated copies)."""
-    if data["source"] in ("synthetic", "toy"):
-        out_dir = Path(out_dir)
-        work = _work_dir(out_dir)
-        height, width = data["clip_size"]
-        if data["source"] == "toy":
-            from ..toy.world import toy_motion
-
-            write_toy_clips(work, toy_motion(motion["name"]), data["seed"], data["clips_per_motion"],
-                            data["clip_frames"], height, fps)
-        else:
-            synthesize_motion_clips(work, motion["name"], motion["subject"], data["seed"],
-                                    data["clips_per_motion"], data["clip_frames"], height, width, fps)
-        validate_clips(list_clips(work), min_frames, data["damaged_run"])
-        _replace_dir(work, out_dir)
-        return list_clips(out_dir)
-    return collect_motion_clips(source_dir, motion["name"], out_dir, min_frames, data["damaged_run"],
-                                expected_sums)
-
-
-def write_toy_clips(out_dir: Path, motion: str, seed: int, count: int, num_frames: int, size: int,
-                    fps: int) -> None:
-    """``count`` toy clips of ``motion`` as mp4, their ground-truth masks in ``ground_truth/``
-    (for checking the SAM masks, never used in their place) and ``captions.csv``."""
-    from ..masks import GROUND_TRUTH_DIR, save_masks
-    from ..toy.world import caption, motion_clips
-
-    (out_dir / GROUND_TRUTH_DIR).mkdir(parents=True, exist_ok=True)
-    rows = ["clip,caption"]
-    for index, (subject, frames, masks) in enumerate(motion_clips(motion, count, num_frames, size, seed)):
-        write_mp4(out_dir / f"clip_{index:03d}.mp4", frames, fps=fps)
-        save_masks(out_dir / GROUND_TRUTH_DIR / f"clip_{index:03d}.npz", masks)
-        rows.append(f"clip_{index:03d},{caption(subject, motion)}")
-    (out_dir / CAPTIONS_FILE).write_text("\n".join(rows) + "\n")
+    """The training clips of one motion in ``out_dir``: drawn by a generated source, or validated
+    copies of those found under ``source_dir``."""
+    generated = generated_source(data["source"])
+    if generated is None:
+        return collect_motion_clips(source_dir, motion["name"], out_dir, min_frames, data["damaged_run"],
+                                    expected_sums)
+    out_dir = Path(out_dir)
+    work = _work_dir(out_dir)
+    generated.write_clips(work, data, motion, fps)
+    validate_clips(list_clips(work), min_frames, data["damaged_run"])
+    _replace_dir(work, out_dir)
+    return list_clips(out_dir)
 
 
 def clip_captions(clips_dir: str | Path, clips: list[Path]) -> list[str] | None:
@@ -204,6 +244,11 @@ def clip_captions(clips_dir: str | Path, clips: list[Path]) -> list[str] | None:
     return [captions[clip.stem] for clip in clips]
 
 
+def benchmark_file_name(prompt: str) -> str:
+    """LAMP's benchmark file name of a prompt: spaces read as underscores."""
+    return prompt.replace(" ", "_") + ".png"
+
+
 def benchmark_key(motion: str, prompt: str) -> str:
     """A first frame's key in the manifest: ``<motion>/<prompt with _ for spaces>.png``."""
     return f"{motion}/{benchmark_file_name(prompt)}"
@@ -211,15 +256,11 @@ def benchmark_key(motion: str, prompt: str) -> str:
 
 def prepare_first_frame(data: dict, motion: dict, prompt: str, out_path, height: int, width: int,
                         sha256: str | None = None) -> None:
-    """The first frame of ``prompt``: LAMP's benchmark PNG (checked against ``sha256``), or a
-    synthetic one."""
-    if data["source"] == "synthetic":
-        synthesize_first_frame(out_path, motion["name"], motion["subject"], prompt, data["seed"], height, width)
-        return
-    if data["source"] == "toy":
-        from ..toy.world import first_frame
-
-        write_png(out_path, first_frame(prompt, height, data["seed"]))
+    """The first frame of ``prompt``: LAMP's benchmark PNG (checked against ``sha256``), or the
+    generated source's."""
+    generated = generated_source(data["source"])
+    if generated is not None:
+        generated.write_first_frame(out_path, data, motion, prompt, height, width)
         return
     url = f"{data['benchmark_url'].rstrip('/')}/{quote(motion['name'])}/{quote(benchmark_file_name(prompt))}"
     if sha256 is None:

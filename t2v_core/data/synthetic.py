@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import prompt_id
+from ..prompts import prompt_id
 from ..video_io import write_mp4, write_png
 
 DIRECTIONS = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}

@@ -1,10 +1,12 @@
-"""Loading the prepared models: one code path for the real weights and the tiny ones."""
+"""Loading the prepared models: one code path for the real weights, the tiny ones and those of
+plugins; and :class:`ClipEmbedder`, the embeddings that the metrics and the masks read."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .layout import CLIP_CONFIG_FILE, SAM_CONFIG_FILE, SAM_SAFETENSORS_FILE, SAM_WEIGHTS_FILE
@@ -64,3 +66,31 @@ def load_clip(model_dir: str | Path, device="cpu"):
     name = f"local-dir:{model_dir}"
     model, _, preprocess = open_clip.create_model_and_transforms(name, device=device)
     return model.eval(), preprocess, open_clip.get_tokenizer(name)
+
+
+class ClipEmbedder:
+    """Batched open_clip image and text embeddings (L2-normalised, float64 numpy)."""
+
+    def __init__(self, model, preprocess, tokenizer, device="cpu", batch_size=32):
+        self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
+        self.device, self.batch_size = device, batch_size
+
+    @staticmethod
+    def _normalise(x):
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+    @torch.no_grad()
+    def frames(self, frames) -> np.ndarray:
+        """uint8 frames (N, H, W, 3), or a list of uint8 images of any sizes -> (N, D)."""
+        from PIL import Image
+
+        out = []
+        for start in range(0, len(frames), self.batch_size):
+            batch = torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[start:start + self.batch_size]])
+            out.append(self.model.encode_image(batch.to(self.device)).float().cpu())
+        return self._normalise(torch.cat(out).double().numpy())
+
+    @torch.no_grad()
+    def text(self, prompt: str) -> np.ndarray:
+        tokens = self.tokenizer([prompt]).to(self.device)
+        return self._normalise(self.model.encode_text(tokens).float().cpu().double().numpy()[0])

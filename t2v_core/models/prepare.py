@@ -1,20 +1,59 @@
-"""The ``prepare_models`` stage: one folder per model, downloaded (paper), copied from the toy
-world's trained models (demo) or created with random weights (tests)."""
+"""The ``prepare_models`` stage: one folder per model kind, from the config's model source:
+downloaded (``download``, the paper), created with random weights (``tiny``, the tests), or
+from a source that a plugin registers (:func:`register_model_source`; the demo's toy world
+copies the models it trained)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from .layout import (
-    CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE, MARKER_FILE, atomic_model_dir,
-    write_marker,
-)
-from .tiny import create_tiny_base_model, create_tiny_clip, create_tiny_sam
+from ..plugins import load_plugins, missing_registration
+from .layout import CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE, atomic_model_dir, write_marker
 
 MODEL_KINDS = ("base", "sam", "clip")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the models of ``models.source`` come from.
+
+    ``prepare(kind, work_dir, models_config)`` fills the empty folder ``work_dir`` with the model
+    ``kind``; ``settings(kind, models_config)`` is what of the config that depends on (the
+    rule's params: editing it prepares that model again); ``input_folder(kind, models_config)``
+    a folder it copies, if any (the rule's input: a changed folder is copied again).
+    """
+
+    name: str
+    prepare: Callable[[str, Path, dict], None]
+    settings: Callable[[str, dict], dict]
+    input_folder: Callable[[str, dict], Path | None] = lambda kind, models_config: None
+    #: Lines for the report: which models these are.
+    describe: Callable[[dict], list[str]] = lambda models_config: []
+
+
+_SOURCES: dict[str, ModelSource] = {}
+
+
+def register_model_source(source: ModelSource) -> None:
+    if source.name in _SOURCES:
+        raise ValueError(f"model source {source.name!r} is registered twice")
+    _SOURCES[source.name] = source
+
+
+def model_source_names() -> list[str]:
+    load_plugins()
+    return list(_SOURCES)
+
+
+def get_model_source(name: str) -> ModelSource:
+    load_plugins()
+    if name not in _SOURCES:
+        raise ValueError(missing_registration("model source", name, _SOURCES))
+    return _SOURCES[name]
 
 #: The files of a diffusers SD-1.x repository that the pipeline needs (fp32 safetensors).
 BASE_MODEL_FILES = [
@@ -65,18 +104,6 @@ def download_clip(out_dir: Path, model_name: str, pretrained: str) -> None:
     write_marker(out_dir, {"kind": "download", "model_name": model_name, "pretrained": pretrained})
 
 
-def copy_toy_model(kind: str, out_dir: Path, toy_dir=None) -> None:
-    """The toy world's trained ``kind`` model (shipped in the package, or from ``toy_dir``)."""
-    from ..toy import toy_model_dir
-
-    source = toy_model_dir(kind, toy_dir)
-    marker = source / MARKER_FILE
-    if not marker.exists():
-        raise FileNotFoundError(f"{source}: no trained toy {kind} model ({MARKER_FILE} missing); "
-                                f"train them with `make toy-models`")
-    shutil.copytree(source, out_dir, dirs_exist_ok=True)
-
-
 def prepare_model(kind: str, out_dir: str | Path, models_config: dict) -> None:
     """Create or download the model ``kind`` (base, sam or clip) into ``out_dir``.
 
@@ -85,17 +112,40 @@ def prepare_model(kind: str, out_dir: str | Path, models_config: dict) -> None:
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
+    source = get_model_source(models_config["source"])
     with atomic_model_dir(out_dir) as work:
-        if models_config["source"] == "toy":
-            copy_toy_model(kind, work, models_config.get("toy_dir"))
-        elif models_config["source"] == "tiny":
-            seed = models_config["seed"]
-            {"base": create_tiny_base_model, "sam": create_tiny_sam, "clip": create_tiny_clip}[kind](work, seed)
-        elif kind == "base":
-            download_base_model(work, models_config["base"]["repo_id"], models_config["base"]["revision"])
-        elif kind == "sam":
-            sam = models_config["sam"]
-            download_sam(work, sam["model_type"], sam["url"], sam["sha256"])
-        else:
-            clip = models_config["clip"]
-            download_clip(work, clip["model_name"], clip["pretrained"])
+        source.prepare(kind, work, models_config)
+
+
+def _download(kind: str, work: Path, models_config: dict) -> None:
+    if kind == "base":
+        download_base_model(work, models_config["base"]["repo_id"], models_config["base"]["revision"])
+    elif kind == "sam":
+        sam = models_config["sam"]
+        download_sam(work, sam["model_type"], sam["url"], sam["sha256"])
+    else:
+        clip = models_config["clip"]
+        download_clip(work, clip["model_name"], clip["pretrained"])
+
+
+def _create_tiny(kind: str, work: Path, models_config: dict) -> None:
+    from .tiny import create_tiny_base_model, create_tiny_clip, create_tiny_sam
+
+    {"base": create_tiny_base_model, "sam": create_tiny_sam, "clip": create_tiny_clip}[kind](work, models_config["seed"])
+
+
+def _describe_download(models_config: dict) -> list[str]:
+    clip = models_config["clip"]
+    return [f"Base model: {models_config['base']['repo_id']} ({models_config['source']} weights)",
+            f"CLIP model: {clip['model_name']}, pretrained {clip['pretrained']} (the poster does not say which CLIP)"]
+
+
+register_model_source(ModelSource(
+    "download", _download, settings=lambda kind, models_config: {"source": "download", kind: models_config[kind]},
+    describe=_describe_download,
+))
+register_model_source(ModelSource(
+    "tiny", _create_tiny, settings=lambda kind, models_config: {"source": "tiny", "seed": models_config["seed"]},
+    describe=lambda models_config: _describe_download(models_config) + [
+        "With tiny random models the numbers only show that the pipeline runs."],
+))

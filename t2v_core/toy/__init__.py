@@ -1,8 +1,10 @@
 """The toy world: a synthetic world where the methods can really learn.
 
 Shapes, colours and motions (:mod:`.world`), a ground-truth motion metric
-(:mod:`.motion_metric`), and models trained on it with this project's code (:mod:`.train`);
-the trained ones ship in ``SHIPPED_MODELS`` and are the demo's models.
+(:mod:`.motion_metric`), and models trained on it with this project's code (:mod:`.train`,
+the command line, over one module per model and :mod:`.train_common`); the trained ones ship
+in ``SHIPPED_MODELS`` and are the demo's models. :mod:`.plugin` plugs all of it into the core
+(``data.source: toy``, ``models.source: toy``); the core never imports this package.
 """
 
 from pathlib import Path

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.layout import CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, atomic_model_dir
-from .train import (
+from .train_common import (
     STORAGE_DTYPE, LossLog, all_subjects, finish_model_dir, folder_megabytes, seeded_generator,
     warmup_cosine,
 )
@@ -144,7 +144,7 @@ def subjects_of(captions: list[str]) -> list:
 
 def load_embedder(clip_dir):
     """The metrics' embedder on a model loaded by the metrics' loading code."""
-    from ..metrics import ClipEmbedder
+    from ..models.loading import ClipEmbedder
     from ..models.loading import load_clip
 
     return ClipEmbedder(*load_clip(clip_dir))

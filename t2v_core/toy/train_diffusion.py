@@ -20,9 +20,9 @@ from ..grids import contact_sheet
 from ..models.layout import atomic_model_dir
 from ..models.tiny import SD_SCHEDULER_CONFIG
 from ..models.tokenizer import write_clip_tokenizer_files
-from ..training import encode_clips
+from ..training.data import encode_clips
 from ..video_io import write_png
-from .train import (
+from .train_common import (
     STORAGE_DTYPE, LossLog, all_subjects, finish_model_dir, folder_megabytes, seeded_generator,
     uint8_to_unit_range, warmup_cosine,
 )

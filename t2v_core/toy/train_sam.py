@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..masks import box_of, mask_iou
 from ..models.tiny import build_tiny_sam, save_tiny_sam
 from ..models.layout import atomic_model_dir
-from .train import LossLog, finish_model_dir, folder_megabytes, seeded_generator, warmup_cosine
+from .train_common import LossLog, finish_model_dir, folder_megabytes, seeded_generator, warmup_cosine
 from .world import MOTIONS, motion_clips, sample_images
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,141 @@
+"""What a method of the study is: a row of the comparison table (:class:`Method`) and, where it
+is fine-tuned, the fine-tuned model it samples from (:class:`Training`; one fine-tuned model
+can serve several rows, as Ours' one model gives Ours (Noise) and Ours (Latents)).
+
+Everything else derives from these declarations: the rules' jobs, inputs and wildcard
+constraints, the table's labels and the poster's numbers, the report's notes. Heavy libraries
+(torch, diffusers) are imported inside the methods, so that the workflow can read the
+registry without them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+log = logging.getLogger(__name__)
+
+#: How a video method gives the first frame: "latents" = the prompt's first-frame image, VAE
+#: encoded and kept fixed (the workflow prepares one per prompt); "noise" = denoised from noise
+#: with the other frames; None = the method has no first-frame conditioning.
+FIRST_FRAME_MODES = ("latents", "noise", None)
+
+
+@dataclass(frozen=True)
+class Training:
+    """A fine-tuned temporal adapter: one per motion, in ``finetune/<name>/<motion>/adapter``,
+    with the settings block ``finetune.<name>`` (its ``init`` and its own keys)."""
+
+    name: str
+    description: str
+    #: Whether the run reads the SAM foreground masks of the clips (a rule input, then).
+    needs_masks: bool = False
+
+    def loss_weighting(self, settings: dict):
+        """Per-pixel loss weights from a clip window's masks (see training.loop.LossWeighting),
+        or None for the plain loss."""
+        return None
+
+    def finetune(self, base_components: dict, clip_paths: list, prompt: str | list[str], out_dir,
+                 checkpoint_root, video: dict, finetune: dict, mask_paths: list | None = None,
+                 device="cpu", stop_after: int | None = None) -> list[float]:
+        """Fine-tune a :class:`TemporalAdapter` on one motion's clips; save it to ``out_dir``.
+
+        ``finetune`` holds the common settings and this training's block ``finetune[self.name]``;
+        ``prompt`` is the caption of every clip or one caption per clip. Returns the per-step
+        losses. ``stop_after`` ends the run early (after that many steps in total) without
+        writing ``out_dir``, as a kill would; used to test resuming.
+        """
+        import torch
+
+        from ..training import TrainingError
+        from ..training.checkpoints import Checkpoints, run_fingerprint
+        from ..training.data import prepare_training_set
+        from ..training.loop import final_loss, save_adapter, train_adapter
+        from ..video_unet import TemporalAdapter
+
+        settings = finetune[self.name]
+        if self.needs_masks and mask_paths is None:
+            raise TrainingError(f"{self.name!r} needs the foreground masks of the clips")
+        masks = mask_paths if self.needs_masks else None
+        data = prepare_training_set(base_components, clip_paths, prompt, video, masks, device)
+        torch.manual_seed(finetune["seed"])
+        adapter = TemporalAdapter.from_unet(base_components["unet"], init=settings["init"]).to(device)
+        fingerprint = run_fingerprint([*clip_paths, *(masks or [])], data.prompts, video, finetune, self.name)
+        losses, complete = train_adapter(
+            base_components["unet"], adapter, data, base_components["scheduler"], finetune, video["num_frames"],
+            Checkpoints(checkpoint_root, fingerprint), self.loss_weighting(settings), device=device,
+            stop_after=stop_after, desc=f"finetune {self.name}",
+        )
+        if complete:
+            save_adapter(adapter, out_dir, {"method": self.name, "prompt": prompt, "steps": finetune["steps"],
+                                            "clips": [str(p) for p in clip_paths], "final_loss": final_loss(losses)})
+        return losses
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of the comparison table: how its videos are sampled.
+
+    A subclass implements :meth:`load` (the models, once per job) and :meth:`sample` (one
+    video); :meth:`sample_videos` is the job: every seed of one prompt, written as mp4 + GIF.
+    Its settings are the block ``sampling.<name>`` of the config (config/schema.yaml).
+    """
+
+    name: str
+    label: str
+    description: str
+    #: The poster's numbers of this row, by metric name (empty: the poster has no such row).
+    poster: Mapping[str, float] = field(default_factory=dict)
+    #: Prepared models it loads (folders of prepare_models), passed to :meth:`load` by kind.
+    models: tuple[str, ...] = ("base",)
+    first_frame: str | None = None
+    training: Training | None = None
+    #: Where it departs from the paper it comes from, for the report ("" = nowhere).
+    deviation: str = ""
+
+    def __post_init__(self):
+        if self.first_frame not in FIRST_FRAME_MODES:
+            raise ValueError(f"method {self.name}: first_frame must be one of {FIRST_FRAME_MODES}")
+
+    @property
+    def needs_first_frame_image(self) -> bool:
+        return self.first_frame == "latents"
+
+    def check_config(self, config: dict) -> list[str]:
+        """Problems of this method's settings beyond the schema's (one line each), when it is
+        one of the config's methods."""
+        return []
+
+    def load(self, model_dirs: Mapping[str, Path], adapter_dir: Path | None, device) -> Any:
+        """Everything :meth:`sample` needs, loaded once for all seeds of a job."""
+        raise NotImplementedError
+
+    def sample(self, loaded: Any, prompt: str, generator, video: dict, sampling: dict, first_frame=None):
+        """One video, uint8 frames (F, H, W, 3). ``sampling`` holds ``num_inference_steps`` and
+        this method's block ``sampling[self.name]``; ``first_frame`` is the image (uint8
+        (H, W, 3)) when :attr:`needs_first_frame_image`."""
+        raise NotImplementedError
+
+    def sample_videos(self, model_dirs: Mapping[str, Path], prompt: str, seeds: list[int], video: dict,
+                      sampling: dict, outputs: Mapping[int, Mapping[str, str]], adapter_dir=None,
+                      first_frame_path=None, device="cpu") -> None:
+        """All seeds of one prompt: the models load once; for every seed an mp4 and a GIF are
+        written to ``outputs[seed]["mp4"]`` / ``["gif"]``."""
+        import torch
+
+        from ..sampling import load_first_frame
+        from ..video_io import write_gif, write_mp4
+
+        loaded = self.load(model_dirs, adapter_dir, device)
+        first_frame = None
+        if self.needs_first_frame_image:
+            first_frame = load_first_frame(first_frame_path, video["height"], video["width"])
+        for seed in seeds:
+            generator = torch.Generator(device).manual_seed(seed)
+            frames = self.sample(loaded, prompt, generator, video, sampling, first_frame)
+            write_mp4(outputs[seed]["mp4"], frames, fps=video["fps"])
+            write_gif(outputs[seed]["gif"], frames, fps=video["fps"])
+            log.info("%s seed %d: %s", self.name, seed, outputs[seed]["mp4"])

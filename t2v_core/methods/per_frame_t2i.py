@@ -1,0 +1,46 @@
+"""Per-frame text-to-image: every frame an independent image of the base model (beyond the
+poster: a floor for consistency and a ceiling for diversity)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Method
+
+
+def sample_per_frame_t2i(parts, prompt, num_frames, height, width, num_inference_steps, guidance_scale,
+                         generator, device="cpu") -> np.ndarray:
+    """``num_frames`` images of ``prompt`` from diffusers' ``StableDiffusionPipeline``, uint8 (F, H, W, 3)."""
+    from diffusers import StableDiffusionPipeline
+
+    from ..sampling import diffusers_pipeline, to_uint8
+
+    pipe = diffusers_pipeline(StableDiffusionPipeline, parts, device)
+    result = pipe(
+        prompt=prompt, height=height, width=width, num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale, num_images_per_prompt=num_frames, generator=generator,
+        output_type="np",
+    )
+    return to_uint8(result.images)
+
+
+class PerFrameT2I(Method):
+    def load(self, model_dirs, adapter_dir, device):
+        from ..models.loading import load_base_components
+
+        return load_base_components(model_dirs["base"], device=device)
+
+    def sample(self, loaded, prompt, generator, video, sampling, first_frame=None):
+        return sample_per_frame_t2i(
+            loaded, prompt, num_frames=video["num_frames"], height=video["height"], width=video["width"],
+            num_inference_steps=sampling["num_inference_steps"],
+            guidance_scale=sampling[self.name]["guidance_scale"], generator=generator, device=loaded["unet"].device,
+        )
+
+
+PER_FRAME_T2I = PerFrameT2I(
+    name="per_frame_t2i",
+    label="Per-frame T2I",
+    description="every frame an independent image of the base text-to-image model",
+    deviation="the per-frame text-to-image row is an addition (a floor for consistency, a ceiling for diversity)",
+)

@@ -1,0 +1,158 @@
+"""The fine-tuning loop of a temporal adapter, first-frame conditioned as LAMP.
+
+The first frame's latent is given clean and gets no loss; the MSE of the predicted noise is
+taken on frames 2..F only, optionally weighted per latent pixel by a weighting that the method
+supplies (Ours: by the SAM foreground masks). No method is named here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..video_io import atomic_path
+from ..video_unet import VideoUNet
+from . import TrainingError
+from .checkpoints import Checkpoints
+from .data import TrainingSet
+
+log = logging.getLogger(__name__)
+
+#: A method's loss weighting: the foreground masks (1, F, h, w) of a clip's training window ->
+#: per-pixel weights of the same shape.
+LossWeighting = Callable[[torch.Tensor], torch.Tensor]
+
+
+def masked_diffusion_loss(pred, target, weights=None):
+    """Mean squared error on frames 2..F of (B, C, F, h, w) tensors; optional per-pixel
+    weights (B, 1, F, h, w). With all weights 1 it equals the unweighted loss."""
+    error = (pred[:, :, 1:].float() - target[:, :, 1:].float()) ** 2
+    if weights is not None:
+        error = error * weights[:, :, 1:].float()
+    return error.mean()
+
+
+def first_frame_conditioned_input(scheduler, x0, noise, timestep):
+    """The UNet's training input: every frame noised to ``timestep`` but the first, which is
+    given clean (same timestep for all frames, as LAMP's reference)."""
+    noisy = scheduler.add_noise(x0, noise, timestep)
+    noisy[:, :, 0] = x0[:, :, 0]
+    return noisy
+
+
+def autocast_settings(mixed_precision: str, device) -> tuple[str, torch.dtype | None, bool]:
+    """(device type, autocast dtype, enabled): bf16 autocast runs on CPUs too; fp16 only where
+    it is fast (CUDA), fp32 elsewhere."""
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision)
+    device_type = torch.device(device).type
+    enabled = dtype == torch.bfloat16 or (dtype is not None and device_type == "cuda")
+    return device_type, dtype, enabled
+
+
+def train_adapter(unet, adapter, data: TrainingSet, scheduler, finetune: dict, num_frames: int,
+                  checkpoints: Checkpoints, weighting: LossWeighting | None = None, device="cpu",
+                  stop_after: int | None = None, desc: str = "finetune") -> tuple[list[float], bool]:
+    """Train ``adapter``'s trainable parameters on windows of ``num_frames`` frames of ``data``
+    for ``finetune["steps"]`` steps in all, resuming from ``checkpoints``; (per-step losses,
+    whether all steps are done). ``unet`` is not changed (see :class:`VideoUNet`).
+
+    ``weighting`` turns a clip window's masks into loss weights (``data.masks`` must then be
+    set). ``stop_after`` ends the run early (after that many steps in total), as a kill would;
+    used to test resuming.
+    """
+    model = VideoUNet(unet, adapter).to(device)
+    adapter.requires_grad_(False)
+    trainable = [p for _, p in adapter.trainable_parameters()]
+    for parameter in trainable:
+        parameter.requires_grad_(True)
+    adapter.train()
+    if finetune["gradient_checkpointing"] and device != "cpu":
+        model.unet.enable_gradient_checkpointing()
+        model.unet.train()
+    # LAMP's optimiser: AdamW, weight decay 1e-2, constant learning rate, gradients clipped at 1.
+    optimizer = torch.optim.AdamW(trainable, lr=finetune["learning_rate"], weight_decay=1e-2)
+    rng = np.random.default_rng(finetune["seed"])
+    start, losses = checkpoints.resume(adapter, optimizer, rng)
+    device_type, autocast_dtype, use_autocast = autocast_settings(finetune["mixed_precision"], device)
+    # fp16 gradients of the (fp32) adapter need loss scaling; bf16 and fp32 do not.
+    scaler = torch.amp.GradScaler(device_type, enabled=use_autocast and autocast_dtype == torch.float16)
+    total, window = finetune["steps"], num_frames
+    bar = tqdm(range(start, total), initial=start, total=total, desc=desc)
+    for step in bar:
+        index = int(rng.integers(len(data.latents)))
+        clip = data.latents[index]
+        offset = int(rng.integers(clip.shape[2] - window + 1))
+        flip = bool(finetune["random_flip"] and rng.random() < 0.5)
+        mean, std = clip[:, :, offset:offset + window].to(device)
+        x0 = (mean + std * torch.randn_like(std))[None]
+        w = None
+        if weighting is not None:
+            w = weighting(data.masks[index][:, offset:offset + window])[None].to(device)
+        if flip:
+            x0 = x0.flip(-1)
+            w = w.flip(-1) if w is not None else None
+        noise = torch.randn_like(x0)
+        timestep = torch.randint(0, scheduler.config.num_train_timesteps, (1,), device=device)
+        noisy = first_frame_conditioned_input(scheduler, x0, noise, timestep)
+        with torch.autocast(device_type=device_type, dtype=autocast_dtype, enabled=use_autocast):
+            pred = model(noisy, timestep, data.texts[index:index + 1])
+        loss = masked_diffusion_loss(pred, noise, w)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"non-finite loss {loss.item()} at step {step + 1} (clip {data.clip_paths[index]})")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        scaler.step(optimizer)
+        scaler.update()
+        losses.append(float(loss.detach()))
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        done = step + 1
+        if done % finetune["checkpoint_every"] == 0 and done < total:
+            checkpoints.save(done, adapter, optimizer, rng, losses)
+        if stop_after is not None and done >= stop_after:
+            return losses, done >= total
+    return losses, True
+
+
+def save_adapter(adapter, out_dir: str | Path, info: dict) -> None:
+    """``adapter`` (safetensors + config) and ``training.json`` with ``info`` into ``out_dir``,
+    complete before the folder gets its name."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    adapter.save_pretrained(tmp)
+    (tmp / "training.json").write_text(json.dumps(info, indent=2))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+
+
+def final_loss(losses: list[float]) -> float:
+    return losses[-1] if losses else math.nan
+
+
+def write_loss_curve(losses: list[float], csv_path, png_path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with atomic_path(csv_path) as tmp:
+        tmp.write_text("step,loss\n" + "".join(f"{i + 1},{v}\n" for i, v in enumerate(losses)))
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(np.arange(1, len(losses) + 1), losses, lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (frames 2..F)")
+    fig.tight_layout()
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

@@ -1,0 +1,104 @@
+"""The registries are the one place a method, a metric or a source is declared: the schema
+agrees with them, and every registered method keeps the sampling contract (tiny models)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from t2v_core.config import ConfigError, validate_config
+from t2v_core.data.sources import data_source_names
+from t2v_core.methods import get_method, method_names, trainings
+from t2v_core.metrics.registry import evaluators_for, get_evaluator, metrics, table_metrics
+from t2v_core.models.prepare import model_source_names
+from t2v_core.video_unet import TemporalAdapter
+
+from conftest import REPO
+
+SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())["properties"]
+
+
+def test_schema_lists_exactly_the_registered_methods_and_sources():
+    methods = SCHEMA["methods"]
+    assert methods["items"]["enum"] == method_names()
+    assert methods["default"] == method_names()  # every method is compared by default
+    assert SCHEMA["data"]["properties"]["source"]["enum"] == data_source_names()
+    assert SCHEMA["models"]["properties"]["source"]["enum"] == model_source_names()
+
+
+def test_every_method_and_fine_tuned_model_has_its_settings_block():
+    sampling, finetune = SCHEMA["sampling"]["properties"], SCHEMA["finetune"]["properties"]
+    for name in method_names():
+        assert sampling[name]["type"] == "object" and sampling[name]["description"], name
+        assert "guidance_scale" in sampling[name]["properties"], name
+    for name in trainings():
+        assert "init" in finetune[name]["properties"], name
+
+
+def test_a_method_the_schema_allows_but_nobody_registered_is_named(monkeypatch):
+    import t2v_core.methods as registry
+
+    config = {"motions": [{"name": "m", "prompts": ["p"]}], "methods": ["lamp", "per_frame_t2i"]}
+    validate_config(config)
+    monkeypatch.delitem(registry._METHODS, "per_frame_t2i")
+    with pytest.raises(ConfigError, match=r"methods: \['per_frame_t2i'\] allowed by the schema but not registered"):
+        validate_config(config)
+
+
+def test_labels_poster_rows_and_trainings_come_from_the_method_modules():
+    assert [get_method(m).label for m in method_names()] == [
+        "Text2Video-Zero", "LAMP", "Ours (Noise)", "Ours (Latents)", "Per-frame T2I"]
+    assert {m: get_method(m).training.name for m in method_names() if get_method(m).training} == {
+        "lamp": "lamp", "ours_noise": "ours", "ours_latents": "ours"}
+    assert [name for name, t in trainings().items() if t.needs_masks] == ["ours"]
+    assert {m: get_method(m).first_frame for m in method_names()} == {
+        "text2video_zero": None, "lamp": "latents", "ours_noise": "noise", "ours_latents": "latents",
+        "per_frame_t2i": None}
+    assert get_method("per_frame_t2i").poster == {}
+    assert get_method("ours_noise").poster == {"alignment": 23.37, "consistency": 94.91, "diversity": 96.66}
+
+
+def test_metric_table_order_and_evaluators():
+    assert [m.name for m in table_metrics()] == [
+        "alignment", "consistency", "diversity", "motion_correct", "motion_magnitude", "subject_consistency"]
+    assert [m.column for m in metrics("clip")] == ["alignment", "consistency", "prompt_diversity"]
+    assert get_evaluator("clip").models == ("clip",)
+    paper = validate_config(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    demo = validate_config(yaml.safe_load((REPO / "config" / "demo.yaml").read_text()))
+    assert evaluators_for(paper) == ["clip"] and evaluators_for(demo) == ["clip", "toy_motion"]
+
+
+@pytest.fixture(scope="module")
+def untrained_adapter(tiny_model_dir, tmp_path_factory):
+    from t2v_core.models.loading import load_base_components
+
+    torch.manual_seed(0)
+    adapter = TemporalAdapter.from_unet(load_base_components(tiny_model_dir / "base")["unet"])
+    folder = tmp_path_factory.mktemp("adapter") / "adapter"
+    adapter.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_every_registered_method_samples_seeded_videos(name, tiny_model_dir, untrained_adapter):
+    """The contract of a method: load once, then one uint8 video per call, the same for the same
+    seed and different for another."""
+    method = get_method(name)
+    config = validate_config({"motions": [{"name": "m", "prompts": ["p"]}],
+                              "sampling": {"num_inference_steps": 4, "text2video_zero": {"t0": 1, "t1": 2}}})
+    sampling = {"num_inference_steps": 4, name: config["sampling"][name]}
+    video = {"num_frames": 3, "height": 32, "width": 32}
+    models = {model: tiny_model_dir / model for model in method.models}
+    loaded = method.load(models, untrained_adapter if method.training else None, "cpu")
+    image = np.full((32, 32, 3), 200, np.uint8) if method.needs_first_frame_image else None
+
+    def sample(seed):
+        return method.sample(loaded, "a red square", torch.Generator().manual_seed(seed), video, sampling, image)
+
+    first = sample(0)
+    assert first.shape == (3, 32, 32, 3) and first.dtype == np.uint8
+    np.testing.assert_array_equal(sample(0), first)
+    assert not np.array_equal(sample(1), first)
+    assert math.isfinite(float(first.std())) and first.std() > 0
