@@ -49,6 +49,17 @@ class FirstFrameVideoPipeline(DiffusionPipeline):
                               scheduler=scheduler, adapter=adapter)
         self._video_unet = self._video_unet_key = None
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """As diffusers' ``from_pretrained``; the scheduler is DDIM, read from the folder's
+        scheduler config, unless one is passed (LAMP samples with DDIM; Stable Diffusion's own
+        folder names PNDM, and the workflow's base models are loaded the same way)."""
+        if "scheduler" not in kwargs:
+            from diffusers import DDIMScheduler
+
+            kwargs["scheduler"] = DDIMScheduler.from_pretrained(pretrained_model_name_or_path, subfolder="scheduler")
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
     @property
     def vae_scale_factor(self) -> int:
         return 2 ** (len(self.vae.config.block_out_channels) - 1)

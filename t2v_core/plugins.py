@@ -37,3 +37,31 @@ def missing_registration(kind: str, name: str, known) -> str:
     return (f"unknown {kind} {name!r}; registered: {', '.join(known) or 'none'} (plugins are the "
             f"{ENTRY_POINT_GROUP!r} entry points of installed packages: `pip install -e .` registers this "
             f"project's own)")
+
+
+class Registry:
+    """The named things of one kind (each has a ``name``) that the core and plugins register, in
+    registration order; every lookup loads the plugins first."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict = {}
+
+    def register(self, item) -> None:
+        if item.name in self._items:
+            raise ValueError(f"{self.kind} {item.name!r} is registered twice")
+        self._items[item.name] = item
+
+    def names(self) -> list[str]:
+        load_plugins()
+        return list(self._items)
+
+    def items(self) -> list:
+        load_plugins()
+        return list(self._items.values())
+
+    def get(self, name: str):
+        load_plugins()
+        if name not in self._items:
+            raise ValueError(missing_registration(self.kind, name, self._items))
+        return self._items[name]

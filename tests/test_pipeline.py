@@ -86,3 +86,22 @@ def test_bad_inputs_are_named_before_any_work(tiny_model_dir, adapter_dir):
         pipe([PROMPT, PROMPT], **SIZE)
     with pytest.raises(SamplingError, match="multiples of 4"):
         pipe(PROMPT, num_frames=3, height=30, width=32)
+
+
+def test_a_stable_diffusion_folder_with_pndm_samples_with_ddim(tiny_model_dir, adapter_dir, tmp_path):
+    """Stable Diffusion's own folder names PNDM; LAMP (and the workflow) sample with DDIM."""
+    import shutil
+
+    from diffusers import PNDMScheduler
+
+    folder = tmp_path / "sd"
+    shutil.copytree(tiny_model_dir / "base", folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    index["scheduler"] = ["diffusers", "PNDMScheduler"]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    PNDMScheduler.from_pretrained(folder, subfolder="scheduler").save_pretrained(folder / "scheduler")
+    adapter = TemporalAdapter.from_pretrained(adapter_dir)
+    pipe = FirstFrameVideoPipeline.from_pretrained(folder, adapter=adapter)
+    assert type(pipe.scheduler).__name__ == "DDIMScheduler"
+    reference = FirstFrameVideoPipeline.from_pretrained(tiny_model_dir / "base", adapter=adapter)
+    np.testing.assert_array_equal(frames_of(pipe), frames_of(reference))

@@ -1,1 +1,2 @@
-"""Training clips and evaluation first frames: synthetic (demo) and LAMP's (paper)."""
+"""Training clips and evaluation first frames: LAMP's (paper), synthetic (tests), or drawn by a
+plugin's data source (the demo's toy world); their checks."""

@@ -24,7 +24,7 @@ from typing import Callable
 from urllib.parse import quote, urlparse
 
 from ..download import download_file
-from ..plugins import load_plugins, missing_registration
+from ..plugins import Registry, missing_registration
 from .synthetic import synthesize_first_frame, synthesize_motion_clips
 from .validation import (
     CHECKSUM_FILE, VIDEO_SUFFIXES, DataError, list_clips, validate_clips, verify_clip_checksums,
@@ -58,28 +58,26 @@ class GeneratedData:
     description: str = ""
 
 
-_GENERATED: dict[str, GeneratedData] = {}
+GENERATED_SOURCES = Registry("data source")
 
 
 def register_data_source(source: GeneratedData) -> None:
-    if source.name in _GENERATED or source.name == LAMP_SOURCE:
-        raise ValueError(f"data source {source.name!r} is registered twice")
-    _GENERATED[source.name] = source
+    if source.name == LAMP_SOURCE:
+        raise ValueError(f"data source {source.name!r} is LAMP's, which downloads")
+    GENERATED_SOURCES.register(source)
 
 
 def data_source_names() -> list[str]:
-    load_plugins()
-    return [LAMP_SOURCE, *_GENERATED]
+    return [LAMP_SOURCE, *GENERATED_SOURCES.names()]
 
 
 def generated_source(name: str) -> GeneratedData | None:
     """The generated source ``name``; None for LAMP's (downloaded) data."""
     if name == LAMP_SOURCE:
         return None
-    load_plugins()
-    if name not in _GENERATED:
+    if name not in GENERATED_SOURCES.names():
         raise ValueError(missing_registration("data source", name, data_source_names()))
-    return _GENERATED[name]
+    return GENERATED_SOURCES.get(name)
 
 
 def _write_synthetic_clips(out_dir, data, motion, fps):

@@ -8,26 +8,25 @@ settings block ``sampling.<name>`` and its name in ``methods``' enum in config/s
 
 from __future__ import annotations
 
-from ..plugins import load_plugins, missing_registration
+from ..plugins import Registry, missing_registration
 from .base import Method, Training
 from .lamp import LAMP
 from .ours import OURS_LATENTS, OURS_NOISE
 from .per_frame_t2i import PER_FRAME_T2I
 from .text2video_zero import TEXT2VIDEO_ZERO
 
-_METHODS: dict[str, Method] = {}
+METHODS = Registry("method")
 
 
 def register_method(method: Method) -> None:
-    if method.name in _METHODS:
-        raise ValueError(f"method {method.name!r} is registered twice")
+    """Register ``method``; a fine-tuned model it shares with a registered method must be the same one."""
     training = method.training
-    if training is not None:
-        for other in _METHODS.values():
-            if other.training is not None and other.training.name == training.name and other.training != training:
-                raise ValueError(f"method {method.name!r}: another fine-tuned model is already called "
-                                 f"{training.name!r} (by {other.name!r})")
-    _METHODS[method.name] = method
+    for other in METHODS.items():
+        if training is not None and other.training is not None and other.training.name == training.name \
+                and other.training != training:
+            raise ValueError(f"method {method.name!r}: another fine-tuned model is already called "
+                             f"{training.name!r} (by {other.name!r})")
+    METHODS.register(method)
 
 
 for _method in (TEXT2VIDEO_ZERO, LAMP, OURS_NOISE, OURS_LATENTS, PER_FRAME_T2I):
@@ -36,15 +35,11 @@ for _method in (TEXT2VIDEO_ZERO, LAMP, OURS_NOISE, OURS_LATENTS, PER_FRAME_T2I):
 
 def method_names() -> list[str]:
     """Every registered method, in registration order (the built-in ones first)."""
-    load_plugins()
-    return list(_METHODS)
+    return METHODS.names()
 
 
 def get_method(name: str) -> Method:
-    load_plugins()
-    if name not in _METHODS:
-        raise ValueError(missing_registration("method", name, _METHODS))
-    return _METHODS[name]
+    return METHODS.get(name)
 
 
 def trainings(methods=None) -> dict[str, Training]:

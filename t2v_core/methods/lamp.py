@@ -24,7 +24,7 @@ class AdapterMethod(Method):
     def sample(self, loaded, prompt, generator, video, sampling, first_frame=None):
         settings = sampling[self.name]
         return loaded(
-            prompt, first_frame=first_frame if self.first_frame == "latents" else None,
+            prompt, first_frame=first_frame,
             num_frames=video["num_frames"], height=video["height"], width=video["width"],
             num_inference_steps=sampling["num_inference_steps"], guidance_scale=settings["guidance_scale"],
             generator=generator, shared_noise_alpha=settings["shared_noise_alpha"], adain=settings["adain"],
@@ -32,17 +32,8 @@ class AdapterMethod(Method):
         ).frames
 
 
-LAMP_TRAINING = Training(
-    name="lamp",
-    description="LAMP's temporal modules, first-frame conditioned, plain diffusion loss on frames 2..F",
-)
-
+LAMP_TRAINING = Training("lamp", "LAMP's temporal modules, first-frame conditioned, plain diffusion loss on frames 2..F")
 LAMP = AdapterMethod(
-    name="lamp",
-    label="LAMP",
-    description="few-shot tuned temporal modules, first frame given (LAMP's reference recipe)",
-    poster={"alignment": 29.01, "consistency": 98.12, "diversity": 86.51},
-    first_frame="latents",
-    training=LAMP_TRAINING,
-    deviation="LAMP's pixel-space histogram matching after sampling (in its inference script) is not done",
-)
+    "lamp", "LAMP", "few-shot tuned temporal modules, first frame given (LAMP's reference recipe)",
+    poster={"alignment": 29.01, "consistency": 98.12, "diversity": 86.51}, first_frame="latents", training=LAMP_TRAINING,
+    deviation="LAMP's pixel-space histogram matching after sampling (in its inference script) is not done")

@@ -21,27 +21,20 @@ class MaskWeightedTraining(Training):
 
 
 OURS_TRAINING = MaskWeightedTraining(
-    name="ours",
-    description="LAMP's temporal modules with the diffusion loss weighted by SAM foreground masks",
-    needs_masks=True,
-)
+    "ours", "LAMP's temporal modules with the diffusion loss weighted by SAM foreground masks", needs_masks=True)
 
-OURS_NOISE = AdapterMethod(
-    name="ours_noise",
-    label="Ours (Noise)",
-    description="the mask-weighted model, every frame (the first included) denoised from noise",
-    poster={"alignment": 23.37, "consistency": 94.91, "diversity": 96.66},
-    first_frame="noise",
-    training=OURS_TRAINING,
+
+def ours_mode(name: str, label: str, first_frame: str, description: str, poster: dict, deviation: str = ""):
+    """One of the two sampling modes of Ours' one fine-tuned model."""
+    return AdapterMethod(name=name, label=label, description=description, poster=poster, first_frame=first_frame,
+                         training=OURS_TRAINING, deviation=deviation)
+
+
+OURS_NOISE = ours_mode(
+    "ours_noise", "Ours (Noise)", "noise", "the mask-weighted model, every frame (the first included) from noise",
+    {"alignment": 23.37, "consistency": 94.91, "diversity": 96.66},
     deviation='Ours (Noise) is read as "every frame from noise, no first frame given"; the loss weights '
-              "are this pipeline's choice (the poster gives none)",
-)
-
-OURS_LATENTS = AdapterMethod(
-    name="ours_latents",
-    label="Ours (Latents)",
-    description="the mask-weighted model, first frame given as clean latents (as LAMP)",
-    poster={"alignment": 29.28, "consistency": 97.79, "diversity": 86.64},
-    first_frame="latents",
-    training=OURS_TRAINING,
-)
+              "are this pipeline's choice (the poster gives none)")
+OURS_LATENTS = ours_mode(
+    "ours_latents", "Ours (Latents)", "latents", "the mask-weighted model, first frame given as clean latents (as LAMP)",
+    {"alignment": 29.28, "consistency": 97.79, "diversity": 86.64})

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..plugins import load_plugins, missing_registration
+from ..plugins import Registry
 from . import clip
 
 
@@ -74,28 +74,23 @@ class Evaluator:
     description: str = ""
 
 
-_EVALUATORS: dict[str, Evaluator] = {}
-_METRICS: list[Metric] = []
+EVALUATORS = Registry("evaluator")
+METRICS = Registry("metric")
 
 
 def register_evaluator(evaluator: Evaluator) -> None:
-    if evaluator.name in _EVALUATORS:
-        raise ValueError(f"evaluator {evaluator.name!r} is registered twice")
-    _EVALUATORS[evaluator.name] = evaluator
+    EVALUATORS.register(evaluator)
 
 
 def register_metric(metric: Metric) -> None:
-    if metric.evaluator not in _EVALUATORS:
+    if metric.evaluator not in EVALUATORS.names():
         raise ValueError(f"metric {metric.name}: register its evaluator {metric.evaluator!r} first")
-    if any(m.name == metric.name for m in _METRICS):
-        raise ValueError(f"metric {metric.name!r} is registered twice")
-    _METRICS.append(metric)
+    METRICS.register(metric)
 
 
 def metrics(evaluator: str | None = None) -> list[Metric]:
     """Every registered metric (of one evaluator), in registration order."""
-    load_plugins()
-    return [m for m in _METRICS if evaluator is None or m.evaluator == evaluator]
+    return [m for m in METRICS.items() if evaluator is None or m.evaluator == evaluator]
 
 
 def table_metrics(columns=None) -> list[Metric]:
@@ -108,16 +103,12 @@ def poster_metrics() -> list[Metric]:
 
 
 def get_evaluator(name: str) -> Evaluator:
-    load_plugins()
-    if name not in _EVALUATORS:
-        raise ValueError(missing_registration("evaluator", name, _EVALUATORS))
-    return _EVALUATORS[name]
+    return EVALUATORS.get(name)
 
 
 def evaluators_for(config: dict) -> list[str]:
     """The evaluators that run for ``config``, in registration order."""
-    load_plugins()
-    return [name for name, evaluator in _EVALUATORS.items() if evaluator.applies(config)]
+    return [evaluator.name for evaluator in EVALUATORS.items() if evaluator.applies(config)]
 
 
 register_evaluator(Evaluator(

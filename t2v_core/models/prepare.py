@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..plugins import load_plugins, missing_registration
+from ..plugins import Registry
 from .layout import CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE, atomic_model_dir, write_marker
 
 MODEL_KINDS = ("base", "sam", "clip")
@@ -35,25 +35,20 @@ class ModelSource:
     describe: Callable[[dict], list[str]] = lambda models_config: []
 
 
-_SOURCES: dict[str, ModelSource] = {}
+MODEL_SOURCES = Registry("model source")
 
 
 def register_model_source(source: ModelSource) -> None:
-    if source.name in _SOURCES:
-        raise ValueError(f"model source {source.name!r} is registered twice")
-    _SOURCES[source.name] = source
+    MODEL_SOURCES.register(source)
 
 
 def model_source_names() -> list[str]:
-    load_plugins()
-    return list(_SOURCES)
+    return MODEL_SOURCES.names()
 
 
 def get_model_source(name: str) -> ModelSource:
-    load_plugins()
-    if name not in _SOURCES:
-        raise ValueError(missing_registration("model source", name, _SOURCES))
-    return _SOURCES[name]
+    return MODEL_SOURCES.get(name)
+
 
 #: The files of a diffusers SD-1.x repository that the pipeline needs (fp32 safetensors).
 BASE_MODEL_FILES = [

@@ -153,7 +153,7 @@ def load_embedder(clip_dir):
 def zero_shot_accuracy(clip, images: np.ndarray, subjects: list, motion: str | None = None) -> dict:
     """Accuracy of choosing each image's caption among all subjects' captions (with ``motion``,
     if given), and of the colour, shape and background of the chosen one. ``clip``: a model
-    folder or a :class:`~t2v_core.metrics.ClipEmbedder`."""
+    folder or a :class:`~t2v_core.models.loading.ClipEmbedder`."""
     embedder = clip if hasattr(clip, "frames") else load_embedder(clip)
     candidates = all_subjects()
     text = np.stack([embedder.text(caption(subject, motion)) for subject in candidates])

@@ -194,7 +194,7 @@ def train_text_to_image(out_dir, vae_dir, seed: int = 0, settings: TextToImageSe
 
     vae = AutoencoderKL.from_pretrained(vae_dir).eval().requires_grad_(False)
     images, captions = training_pairs(settings, seed)
-    # The posterior of every image once (mean, std), sampled at each step, as in finetune_motion.
+    # The posterior of every image once (mean, std), sampled at each step, as the fine-tuning loop does.
     posterior = encode_clips(vae, [uint8_to_unit_range(images)], "cpu", batch_size=64)[0].transpose(1, 2)
     latent_mean, latent_std = posterior[0], posterior[1]
     with atomic_model_dir(out_dir) as work:
