@@ -1,19 +1,20 @@
 """The method registry: every row of the comparison table, declared once (one module per
 method) and read by the rules, the sampling job, the tables and the report.
 
-Adding a sampling-only method: a module here with a :class:`Method` subclass (``load``,
-``sample``) and its instance registered below (or by a plugin, :func:`register_method`), its
-settings block ``sampling.<name>`` and its name in ``methods``' enum in config/schema.yaml.
+Every module of this package that has a ``METHODS`` tuple is found and its methods registered,
+module by module in name order; plugins register theirs with :func:`register_method`. Adding a
+sampling-only method is therefore: a module here with a :class:`Method` subclass (``load``,
+``sample``) and ``METHODS = (its instance,)``, its settings block ``sampling.<name>`` and its
+name in ``methods`` (enum and default) in config/schema.yaml, and its tests.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from ..plugins import Registry, missing_registration
 from .base import Method, Training
-from .lamp import LAMP
-from .ours import OURS_LATENTS, OURS_NOISE
-from .per_frame_t2i import PER_FRAME_T2I
-from .text2video_zero import TEXT2VIDEO_ZERO
 
 METHODS = Registry("method")
 
@@ -29,12 +30,13 @@ def register_method(method: Method) -> None:
     METHODS.register(method)
 
 
-for _method in (TEXT2VIDEO_ZERO, LAMP, OURS_NOISE, OURS_LATENTS, PER_FRAME_T2I):
-    register_method(_method)
+for _module in pkgutil.iter_modules(__path__):
+    for _method in getattr(importlib.import_module(f"{__name__}.{_module.name}"), "METHODS", ()):
+        register_method(_method)
 
 
 def method_names() -> list[str]:
-    """Every registered method, in registration order (the built-in ones first)."""
+    """Every registered method: the built-in ones by module name, then the plugins'."""
     return METHODS.names()
 
 

@@ -37,3 +37,5 @@ LAMP = AdapterMethod(
     "lamp", "LAMP", "few-shot tuned temporal modules, first frame given (LAMP's reference recipe)",
     poster={"alignment": 29.01, "consistency": 98.12, "diversity": 86.51}, first_frame="latents", training=LAMP_TRAINING,
     deviation="LAMP's pixel-space histogram matching after sampling (in its inference script) is not done")
+
+METHODS = (LAMP,)

@@ -38,3 +38,5 @@ OURS_NOISE = ours_mode(
 OURS_LATENTS = ours_mode(
     "ours_latents", "Ours (Latents)", "latents", "the mask-weighted model, first frame given as clean latents (as LAMP)",
     {"alignment": 29.28, "consistency": 97.79, "diversity": 86.64})
+
+METHODS = (OURS_NOISE, OURS_LATENTS)

@@ -44,3 +44,5 @@ PER_FRAME_T2I = PerFrameT2I(
     description="every frame an independent image of the base text-to-image model",
     deviation="the per-frame text-to-image row is an addition (a floor for consistency, a ceiling for diversity)",
 )
+
+METHODS = (PER_FRAME_T2I,)

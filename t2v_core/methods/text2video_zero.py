@@ -55,3 +55,5 @@ TEXT2VIDEO_ZERO = Text2VideoZero(
     description="zero-shot: warped latents and cross-frame attention (diffusers' reference pipeline)",
     poster={"alignment": 27.84, "consistency": 94.10, "diversity": 82.26},
 )
+
+METHODS = (TEXT2VIDEO_ZERO,)

@@ -107,7 +107,7 @@ register_model_source(ModelSource(
 ))
 register_evaluator(Evaluator(
     "toy_motion", motion_features, applies=lambda config: config["data"]["source"] == NAME,
-    description="the toy world's ground truth: the subject found by its colour in every frame",
+    description="Toy-world ground truth (the subject found by its colour in every frame)",
 ))
 register_metric(Metric(
     "motion_correct", "Motion correct %", "↑", "video", "toy_motion",
