@@ -52,6 +52,10 @@ class Registry:
             raise ValueError(f"{self.kind} {item.name!r} is registered twice")
         self._items[item.name] = item
 
+    def registered(self) -> list:
+        """What is registered so far, without loading the plugins (for checks while registering)."""
+        return list(self._items.values())
+
     def names(self) -> list[str]:
         load_plugins()
         return list(self._items)

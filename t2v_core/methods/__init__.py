@@ -22,7 +22,7 @@ METHODS = Registry("method")
 def register_method(method: Method) -> None:
     """Register ``method``; a fine-tuned model it shares with a registered method must be the same one."""
     training = method.training
-    for other in METHODS.items():
+    for other in METHODS.registered():
         if training is not None and other.training is not None and other.training.name == training.name \
                 and other.training != training:
             raise ValueError(f"method {method.name!r}: another fine-tuned model is already called "

@@ -83,7 +83,7 @@ def register_evaluator(evaluator: Evaluator) -> None:
 
 
 def register_metric(metric: Metric) -> None:
-    if metric.evaluator not in EVALUATORS.names():
+    if metric.evaluator not in [evaluator.name for evaluator in EVALUATORS.registered()]:
         raise ValueError(f"metric {metric.name}: register its evaluator {metric.evaluator!r} first")
     METRICS.register(metric)
 
