@@ -105,11 +105,10 @@ def _check_semantics(config: dict, source: str) -> None:
             f"{video['height']}x{video['width']}"
         )
     problems += _registry_problems(config)
-    if not problems:
-        from .methods import get_method
+    from .methods import get_method, method_names
 
-        for name in config["methods"]:
-            problems += get_method(name).check_config(config)
+    for name in [m for m in config["methods"] if m in method_names()]:
+        problems += get_method(name).check_config(config)  # each method checks its own settings
     load_plugins()
     for check in _CONFIG_CHECKS:
         problems += check(config)
