@@ -22,7 +22,7 @@ from diffusers.utils import BaseOutput
 
 from .sampling import (
     SamplingError, check_inputs, decode_latents, encode_first_frame, encode_prompt, lamp_adain_final,
-    lamp_adain_step, shared_noise,
+    lamp_adain_step, shared_noise, vae_scale_factor,
 )
 from .video_unet import TemporalAdapter, VideoUNet
 
@@ -62,7 +62,7 @@ class FirstFrameVideoPipeline(DiffusionPipeline):
 
     @property
     def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return vae_scale_factor(self.vae)
 
     @property
     def video_unet(self) -> VideoUNet:

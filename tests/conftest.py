@@ -31,6 +31,17 @@ def base_parts(tiny_model_dir):
     return load_base_components(tiny_model_dir / "base")
 
 
+def perturbed(adapter, seed: int):
+    """``adapter`` with every weight moved off its initial value (an untrained one adds ~0)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * 0.05)
+    return adapter
+
+
 def copy_workflow(dest: Path) -> Path:
     """The workflow's files copied into ``dest`` (a working directory for results)."""
     for name in WORKFLOW_FILES:

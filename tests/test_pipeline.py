@@ -12,6 +12,8 @@ from t2v_core.pipeline import FirstFrameVideoPipeline
 from t2v_core.sampling import SamplingError
 from t2v_core.video_unet import TemporalAdapter
 
+from conftest import perturbed
+
 PROMPT = "a red square moves right"
 SIZE = dict(num_frames=3, height=32, width=32, num_inference_steps=3, guidance_scale=7.5)
 
@@ -20,11 +22,7 @@ SIZE = dict(num_frames=3, height=32, width=32, num_inference_steps=3, guidance_s
 def adapter_dir(base_parts, tmp_path):
     """A saved adapter whose temporal modules do something (an untrained one adds ~0)."""
     torch.manual_seed(0)
-    adapter = TemporalAdapter.from_unet(base_parts["unet"])
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in adapter.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * 0.05)
+    adapter = perturbed(TemporalAdapter.from_unet(base_parts["unet"]), 1)
     adapter.save_pretrained(tmp_path / "adapter")
     return tmp_path / "adapter"
 

@@ -6,6 +6,8 @@ import torch
 
 from t2v_core.video_unet import TemporalAdapter, VideoUNet
 
+from conftest import perturbed
+
 
 def frames_through_2d_unet(unet, sample, timestep, text):
     b, c, f, h, w = sample.shape
@@ -125,15 +127,6 @@ def hooks_and_processors(unet):
     """What a video model could leave behind on a UNet: forward hooks and attention processors."""
     hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in unet.modules())
     return hooks, {name: type(p).__name__ for name, p in unet.attn_processors.items()}
-
-
-def perturbed(adapter, seed):
-    """The adapter with every weight moved off its initial value (an untrained one adds ~0)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in adapter.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * 0.05)
-    return adapter
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ registry without them.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -53,7 +54,7 @@ class Training:
         from ..training import TrainingError
         from ..training.checkpoints import Checkpoints, run_fingerprint
         from ..training.data import prepare_training_set
-        from ..training.loop import final_loss, save_adapter, train_adapter
+        from ..training.loop import save_adapter, train_adapter
         from ..video_unet import TemporalAdapter
 
         settings = finetune[self.name]
@@ -71,7 +72,7 @@ class Training:
         )
         if complete:
             save_adapter(adapter, out_dir, {"method": self.name, "prompt": prompt, "steps": finetune["steps"],
-                                            "clips": [str(p) for p in clip_paths], "final_loss": final_loss(losses)})
+                                            "clips": [str(p) for p in clip_paths], "final_loss": losses[-1] if losses else math.nan})
         return losses
 
 
@@ -110,8 +111,11 @@ class Method:
         return []
 
     def load(self, model_dirs: Mapping[str, Path], adapter_dir: Path | None, device) -> Any:
-        """Everything :meth:`sample` needs, loaded once for all seeds of a job."""
-        raise NotImplementedError
+        """Everything :meth:`sample` needs, loaded once for all seeds of a job; by default the
+        base model's components (a dict: unet, vae, text_encoder, tokenizer, DDIM scheduler)."""
+        from ..models.loading import load_base_components
+
+        return load_base_components(model_dirs["base"], device=device)
 
     def sample(self, loaded: Any, prompt: str, generator, video: dict, sampling: dict, first_frame=None):
         """One video, uint8 frames (F, H, W, 3). ``sampling`` holds ``num_inference_steps`` and

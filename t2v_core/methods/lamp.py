@@ -11,11 +11,10 @@ class AdapterMethod(Method):
     """A method that samples a fine-tuned temporal adapter (LAMP, and Ours in both modes)."""
 
     def load(self, model_dirs, adapter_dir, device):
-        from ..models.loading import load_base_components
         from ..pipeline import FirstFrameVideoPipeline
         from ..video_unet import TemporalAdapter
 
-        parts = load_base_components(model_dirs["base"], device=device)
+        parts = super().load(model_dirs, adapter_dir, device)
         adapter = TemporalAdapter.from_pretrained(adapter_dir).to(device).eval()
         pipe = FirstFrameVideoPipeline(**parts, adapter=adapter)
         pipe.set_progress_bar_config(desc=f"{self.name} denoising")

@@ -25,11 +25,6 @@ def sample_per_frame_t2i(parts, prompt, num_frames, height, width, num_inference
 
 
 class PerFrameT2I(Method):
-    def load(self, model_dirs, adapter_dir, device):
-        from ..models.loading import load_base_components
-
-        return load_base_components(model_dirs["base"], device=device)
-
     def sample(self, loaded, prompt, generator, video, sampling, first_frame=None):
         return sample_per_frame_t2i(
             loaded, prompt, num_frames=video["num_frames"], height=video["height"], width=video["width"],

@@ -33,11 +33,6 @@ class Text2VideoZero(Method):
         return [f"  sampling.{self.name}: need t0 < t1 < num_inference_steps, got t0={settings['t0']}, "
                 f"t1={settings['t1']}, num_inference_steps={steps}"]
 
-    def load(self, model_dirs, adapter_dir, device):
-        from ..models.loading import load_base_components
-
-        return load_base_components(model_dirs["base"], device=device)
-
     def sample(self, loaded, prompt, generator, video, sampling, first_frame=None):
         settings = sampling[self.name]
         return sample_text2video_zero(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -134,10 +133,6 @@ def save_adapter(adapter, out_dir: str | Path, info: dict) -> None:
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
-
-
-def final_loss(losses: list[float]) -> float:
-    return losses[-1] if losses else math.nan
 
 
 def write_loss_curve(losses: list[float], csv_path, png_path) -> None:
