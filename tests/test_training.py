@@ -48,6 +48,9 @@ def test_first_frame_gets_no_loss():
     assert masked_diffusion_loss(changed, target) == masked_diffusion_loss(pred, target)
     expected = ((pred[:, :, 1:] - target[:, :, 1:]) ** 2).mean()
     torch.testing.assert_close(masked_diffusion_loss(pred, target), expected)
+    # AnimateDiff's objective (no first frame given): every frame is scored
+    torch.testing.assert_close(masked_diffusion_loss(pred, target, first_frame_given=False), ((pred - target) ** 2).mean())
+    assert masked_diffusion_loss(changed, target, first_frame_given=False) > 100
 
 
 def test_first_frame_is_given_clean(base_parts):

@@ -26,54 +26,76 @@ FIRST_FRAME_MODES = ("latents", "noise", None)
 
 @dataclass(frozen=True)
 class Training:
-    """A fine-tuned temporal adapter: one per motion, in ``finetune/<name>/<motion>/adapter``,
-    with the settings block ``finetune.<name>`` (its ``init`` and its own keys)."""
+    """A fine-tuned model, one per motion, in ``finetune/<name>/<motion>/adapter``, with the
+    settings block ``finetune.<name>``. This base class is LAMP's: a :class:`TemporalAdapter`
+    (the block's ``init``) trained first-frame conditioned with the common settings."""
 
     name: str
     description: str
     #: Whether the run reads the SAM foreground masks of the clips (a rule input, then).
     needs_masks: bool = False
+    #: Prepared models the run reads (folders of prepare_models; rule inputs).
+    models: tuple[str, ...] = ("base",)
 
     def loss_weighting(self, settings: dict):
         """Per-pixel loss weights from a clip window's masks (see training.loop.LossWeighting),
         or None for the plain loss."""
         return None
 
+    def loop_settings(self, finetune: dict) -> dict:
+        """The settings of the loop (training.loop.train_denoiser): the common ones, one clip
+        per step as LAMP's reference."""
+        return {**finetune, "batch_size": 1}
+
     def finetune(self, base_components: dict, clip_paths: list, prompt: str | list[str], out_dir,
                  checkpoint_root, video: dict, finetune: dict, mask_paths: list | None = None,
-                 device="cpu", stop_after: int | None = None) -> list[float]:
-        """Fine-tune a :class:`TemporalAdapter` on one motion's clips; save it to ``out_dir``.
+                 model_dirs: Mapping[str, Path] | None = None, device="cpu", stop_after: int | None = None) -> list[float]:
+        """Fine-tune on one motion's clips; save the fine-tuned model to ``out_dir``.
 
         ``finetune`` holds the common settings and this training's block ``finetune[self.name]``;
-        ``prompt`` is the caption of every clip or one caption per clip. Returns the per-step
-        losses. ``stop_after`` ends the run early (after that many steps in total) without
-        writing ``out_dir``, as a kill would; used to test resuming.
+        ``prompt`` is the caption of every clip or one caption per clip; ``model_dirs`` the
+        prepared folders of :attr:`models` besides the base. Returns the per-step losses.
+        ``stop_after`` ends the run early (after that many steps in total) without writing
+        ``out_dir``, as a kill would; used to test resuming.
         """
         import torch
 
         from ..training import TrainingError
         from ..training.checkpoints import Checkpoints, run_fingerprint
         from ..training.data import prepare_training_set
-        from ..training.loop import save_adapter, train_adapter
-        from ..video_unet import TemporalAdapter
 
-        settings = finetune[self.name]
         if self.needs_masks and mask_paths is None:
             raise TrainingError(f"{self.name!r} needs the foreground masks of the clips")
         masks = mask_paths if self.needs_masks else None
         data = prepare_training_set(base_components, clip_paths, prompt, video, masks, device)
         torch.manual_seed(finetune["seed"])
-        adapter = TemporalAdapter.from_unet(base_components["unet"], init=settings["init"]).to(device)
         fingerprint = run_fingerprint([*clip_paths, *(masks or [])], data.prompts, video, finetune, self.name)
+        trained, losses, complete = self.train(base_components, dict(model_dirs or {}), data, video, finetune,
+                                               Checkpoints(checkpoint_root, fingerprint), device, stop_after)
+        if complete:
+            self.save(trained, out_dir, {
+                "method": self.name, "prompt": prompt, "steps": self.loop_settings(finetune)["steps"],
+                "clips": [str(p) for p in clip_paths], "final_loss": losses[-1] if losses else math.nan})
+        return losses
+
+    def train(self, base_components: dict, model_dirs: dict, data, video: dict, finetune: dict, checkpoints,
+              device, stop_after):
+        """Build the fine-tuned model and run the loop: (model, losses, whether all steps are done)."""
+        from ..training.loop import train_adapter
+        from ..video_unet import TemporalAdapter
+
+        adapter = TemporalAdapter.from_unet(base_components["unet"], init=finetune[self.name]["init"]).to(device)
         losses, complete = train_adapter(
-            base_components["unet"], adapter, data, base_components["scheduler"], finetune, video["num_frames"],
-            Checkpoints(checkpoint_root, fingerprint), self.loss_weighting(settings), device=device,
+            base_components["unet"], adapter, data, base_components["scheduler"], self.loop_settings(finetune),
+            video["num_frames"], checkpoints, self.loss_weighting(finetune[self.name]), device=device,
             stop_after=stop_after, desc=f"finetune {self.name}",
         )
-        if complete:
-            save_adapter(adapter, out_dir, {"method": self.name, "prompt": prompt, "steps": finetune["steps"],
-                                            "clips": [str(p) for p in clip_paths], "final_loss": losses[-1] if losses else math.nan})
-        return losses
+        return adapter, losses, complete
+
+    def save(self, trained, out_dir, info: dict) -> None:
+        from ..training.loop import save_adapter
+
+        save_adapter(trained, out_dir, info)
 
 
 @dataclass(frozen=True)

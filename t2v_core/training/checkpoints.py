@@ -1,5 +1,5 @@
-"""Resumable checkpoints of a fine-tuning run (adapter, AdamW state, step, random states; all
-safetensors / JSON), and the fingerprint that says which run they belong to."""
+"""Resumable checkpoints of a fine-tuning run (the trained parameters, AdamW state, step, random
+states; all safetensors / JSON), and the fingerprint that says which run they belong to."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 #: Settings that a checkpoint stays valid across: with a constant learning rate and one seed,
 #: the first N steps of a longer run are the same steps, so more steps can resume.
 RESUMABLE_ACROSS = ("steps", "checkpoint_every")
+#: The trained parameters of a checkpoint, by name: only what the run trains (a temporal
+#: adapter's trainable part, a LoRA), never the frozen models around it.
+TRAINED_FILE = "trained.safetensors"
 
 
 def run_fingerprint(files: list, prompts: list[str], video: dict, finetune: dict, method: str) -> str:
@@ -45,18 +48,24 @@ class Checkpoints:
         done = sorted(self.root.glob("step_*[0-9]"), key=lambda p: int(p.name.split("_")[1]))
         return done[-1] if done else None
 
-    def resume(self, adapter, optimizer, rng) -> tuple[int, list[float]]:
-        """Load the latest checkpoint of this run into ``adapter``, ``optimizer``, the torch RNG
-        and ``rng``; (step, losses so far), or (0, []) when there is none."""
+    def resume(self, params: dict, optimizer, rng) -> tuple[int, list[float]]:
+        """Load the latest checkpoint of this run into the trained ``params`` (name -> tensor),
+        ``optimizer``, the torch RNG and ``rng``; (step, losses so far), or (0, []) when there
+        is none."""
         latest = self.latest()
-        if latest is not None and json.loads((latest / "state.json").read_text()).get("fingerprint") != self.fingerprint:
-            log.warning("%s: checkpoint of a run with other data or settings; starting afresh", latest)
+        if latest is not None and not self._of_this_run(latest):
+            log.warning("%s: checkpoint of a run with other data, settings or format; starting afresh", latest)
             shutil.rmtree(self.root)
             latest = None
         if latest is None:
             return 0, []
-        loaded = type(adapter).from_pretrained(latest / "adapter")
-        adapter.load_state_dict(loaded.state_dict())
+        saved = load_file(latest / TRAINED_FILE)
+        if set(saved) != set(params):
+            raise ValueError(f"{latest / TRAINED_FILE}: holds {len(saved)} tensors, the run trains {len(params)} "
+                             f"(e.g. {sorted(set(saved) ^ set(params))[:3]}); remove {self.root} to start afresh")
+        with torch.no_grad():
+            for name, parameter in params.items():
+                parameter.copy_(saved[name])
         tensors = load_file(latest / "optimizer.safetensors")
         torch.set_rng_state(tensors.pop("torch_rng"))
         state = optimizer.state_dict()
@@ -69,13 +78,17 @@ class Checkpoints:
         log.info("resuming from %s (step %d)", latest, info["step"])
         return info["step"], info["losses"]
 
-    def save(self, step: int, adapter, optimizer, rng, losses: list[float]) -> None:
+    def _of_this_run(self, checkpoint: Path) -> bool:
+        state = json.loads((checkpoint / "state.json").read_text())
+        return state.get("fingerprint") == self.fingerprint and (checkpoint / TRAINED_FILE).exists()
+
+    def save(self, step: int, params: dict, optimizer, rng, losses: list[float]) -> None:
         """Write ``step_<step>`` (complete before it gets its name), then remove the older ones."""
         ckpt_dir = self.root / f"step_{step}"
         tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        adapter.save_pretrained(tmp / "adapter")
+        save_file({name: p.detach().cpu().contiguous() for name, p in params.items()}, tmp / TRAINED_FILE)
         tensors = {}
         for index, param_state in optimizer.state_dict()["state"].items():
             for name, value in param_state.items():

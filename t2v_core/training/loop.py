@@ -1,8 +1,10 @@
-"""The fine-tuning loop of a temporal adapter, first-frame conditioned as LAMP.
+"""The few-shot fine-tuning loop: the trainable part of a video denoiser on one motion's clips.
 
-The first frame's latent is given clean and gets no loss; the MSE of the predicted noise is
-taken on frames 2..F only, optionally weighted per latent pixel by a weighting that the method
-supplies (Ours: by the SAM foreground masks). No method is named here.
+First-frame conditioned as LAMP (:func:`train_adapter`): the first frame's latent is given
+clean and gets no loss; the MSE of the predicted noise is taken on frames 2..F only, optionally
+weighted per latent pixel by a weighting that the method supplies (Ours: by the SAM foreground
+masks). Or every frame noised and scored, as AnimateDiff trains (MotionLoRA). No method is
+named here.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ log = logging.getLogger(__name__)
 LossWeighting = Callable[[torch.Tensor], torch.Tensor]
 
 
-def masked_diffusion_loss(pred, target, weights=None):
-    """Mean squared error on frames 2..F of (B, C, F, h, w) tensors; optional per-pixel
-    weights (B, 1, F, h, w). With all weights 1 it equals the unweighted loss."""
-    error = (pred[:, :, 1:].float() - target[:, :, 1:].float()) ** 2
+def masked_diffusion_loss(pred, target, weights=None, first_frame_given: bool = True):
+    """Mean squared error of (B, C, F, h, w) tensors on frames 2..F (all frames when the first
+    is not given); optional per-pixel weights (B, 1, F, h, w). With all weights 1 it equals the
+    unweighted loss."""
+    start = 1 if first_frame_given else 0
+    error = (pred[:, :, start:].float() - target[:, :, start:].float()) ** 2
     if weights is not None:
-        error = error * weights[:, :, 1:].float()
+        error = error * weights[:, :, start:].float()
     return error.mean()
 
 
@@ -56,83 +60,123 @@ def autocast_settings(mixed_precision: str, device) -> tuple[str, torch.dtype | 
     return device_type, dtype, enabled
 
 
-def train_adapter(unet, adapter, data: TrainingSet, scheduler, finetune: dict, num_frames: int,
-                  checkpoints: Checkpoints, weighting: LossWeighting | None = None, device="cpu",
-                  stop_after: int | None = None, desc: str = "finetune") -> tuple[list[float], bool]:
-    """Train ``adapter``'s trainable parameters on windows of ``num_frames`` frames of ``data``
-    for ``finetune["steps"]`` steps in all, resuming from ``checkpoints``; (per-step losses,
-    whether all steps are done). ``unet`` is not changed (see :class:`VideoUNet`).
+#: A video denoiser: (noisy latents (B, C, F, h, w), timesteps (B,), caption embeddings
+#: (B, 77, D)) -> predicted noise (B, C, F, h, w).
+Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
+
+def _training_batch(data: TrainingSet, rng, settings: dict, window: int, weighting, device):
+    """``settings["batch_size"]`` random windows of random clips (flipped at random when
+    ``random_flip``): latents drawn from the posterior, loss weights, caption embeddings."""
+    x0s, weights, texts = [], [], []
+    for _ in range(settings["batch_size"]):
+        index = int(rng.integers(len(data.latents)))
+        clip = data.latents[index]
+        offset = int(rng.integers(clip.shape[2] - window + 1))
+        flip = bool(settings["random_flip"] and rng.random() < 0.5)
+        mean, std = clip[:, :, offset:offset + window].to(device)
+        x0 = mean + std * torch.randn_like(std)
+        w = weighting(data.masks[index][:, offset:offset + window]).to(device) if weighting is not None else None
+        if flip:
+            x0 = x0.flip(-1)
+            w = w.flip(-1) if w is not None else None
+        x0s.append(x0)
+        weights.append(w)
+        texts.append(data.texts[index])
+    stacked_weights = torch.stack(weights) if weighting is not None else None
+    return torch.stack(x0s), stacked_weights, torch.stack(texts).to(device), index
+
+
+def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: TrainingSet, scheduler, settings: dict,
+                   num_frames: int, checkpoints: Checkpoints, weighting: LossWeighting | None = None,
+                   first_frame_given: bool = True, device="cpu", stop_after: int | None = None,
+                   desc: str = "finetune") -> tuple[list[float], bool]:
+    """Train the parameters of ``trainable`` that require a gradient, through ``denoiser``, on
+    windows of ``num_frames`` frames of ``data`` for ``settings["steps"]`` steps in all,
+    resuming from ``checkpoints``; (per-step losses, whether all steps are done).
+
+    ``settings``: steps, learning_rate, batch_size, random_flip, mixed_precision, seed,
+    checkpoint_every. With ``first_frame_given`` (LAMP) the first frame of every window is given
+    clean and gets no loss; otherwise every frame is noised and scored (AnimateDiff).
     ``weighting`` turns a clip window's masks into loss weights (``data.masks`` must then be
     set). ``stop_after`` ends the run early (after that many steps in total), as a kill would;
     used to test resuming.
     """
-    model = VideoUNet(unet, adapter).to(device)
-    adapter.requires_grad_(False)
-    trainable = [p for _, p in adapter.trainable_parameters()]
-    for parameter in trainable:
-        parameter.requires_grad_(True)
-    adapter.train()
-    if finetune["gradient_checkpointing"] and device != "cpu":
-        model.unet.enable_gradient_checkpointing()
-        model.unet.train()
-    # LAMP's optimiser: AdamW, weight decay 1e-2, constant learning rate, gradients clipped at 1.
-    optimizer = torch.optim.AdamW(trainable, lr=finetune["learning_rate"], weight_decay=1e-2)
-    rng = np.random.default_rng(finetune["seed"])
-    start, losses = checkpoints.resume(adapter, optimizer, rng)
-    device_type, autocast_dtype, use_autocast = autocast_settings(finetune["mixed_precision"], device)
-    # fp16 gradients of the (fp32) adapter need loss scaling; bf16 and fp32 do not.
+    params = {name: p for name, p in trainable.named_parameters() if p.requires_grad}
+    # LAMP's and AnimateDiff's optimiser: AdamW, weight decay 1e-2, constant learning rate,
+    # gradients clipped at 1.
+    optimizer = torch.optim.AdamW(params.values(), lr=settings["learning_rate"], weight_decay=1e-2)
+    rng = np.random.default_rng(settings["seed"])
+    start, losses = checkpoints.resume(params, optimizer, rng)
+    device_type, autocast_dtype, use_autocast = autocast_settings(settings["mixed_precision"], device)
+    # fp16 gradients of fp32 parameters need loss scaling; bf16 and fp32 do not.
     scaler = torch.amp.GradScaler(device_type, enabled=use_autocast and autocast_dtype == torch.float16)
-    total, window = finetune["steps"], num_frames
+    total = settings["steps"]
     bar = tqdm(range(start, total), initial=start, total=total, desc=desc)
     for step in bar:
-        index = int(rng.integers(len(data.latents)))
-        clip = data.latents[index]
-        offset = int(rng.integers(clip.shape[2] - window + 1))
-        flip = bool(finetune["random_flip"] and rng.random() < 0.5)
-        mean, std = clip[:, :, offset:offset + window].to(device)
-        x0 = (mean + std * torch.randn_like(std))[None]
-        w = None
-        if weighting is not None:
-            w = weighting(data.masks[index][:, offset:offset + window])[None].to(device)
-        if flip:
-            x0 = x0.flip(-1)
-            w = w.flip(-1) if w is not None else None
+        x0, weights, texts, index = _training_batch(data, rng, settings, num_frames, weighting, device)
         noise = torch.randn_like(x0)
-        timestep = torch.randint(0, scheduler.config.num_train_timesteps, (1,), device=device)
-        noisy = first_frame_conditioned_input(scheduler, x0, noise, timestep)
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), device=device)
+        if first_frame_given:
+            noisy = first_frame_conditioned_input(scheduler, x0, noise, timesteps)
+        else:
+            noisy = scheduler.add_noise(x0, noise, timesteps)
         with torch.autocast(device_type=device_type, dtype=autocast_dtype, enabled=use_autocast):
-            pred = model(noisy, timestep, data.texts[index:index + 1])
-        loss = masked_diffusion_loss(pred, noise, w)
+            pred = denoiser(noisy, timesteps, texts)
+        loss = masked_diffusion_loss(pred, noise, weights, first_frame_given)
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite loss {loss.item()} at step {step + 1} (clip {data.clip_paths[index]})")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
         scaler.step(optimizer)
         scaler.update()
         losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         done = step + 1
-        if done % finetune["checkpoint_every"] == 0 and done < total:
-            checkpoints.save(done, adapter, optimizer, rng, losses)
+        if done % settings["checkpoint_every"] == 0 and done < total:
+            checkpoints.save(done, params, optimizer, rng, losses)
         if stop_after is not None and done >= stop_after:
             return losses, done >= total
     return losses, True
 
 
-def save_adapter(adapter, out_dir: str | Path, info: dict) -> None:
-    """``adapter`` (safetensors + config) and ``training.json`` with ``info`` into ``out_dir``,
-    complete before the folder gets its name."""
+def train_adapter(unet, adapter, data: TrainingSet, scheduler, settings: dict, num_frames: int,
+                  checkpoints: Checkpoints, weighting: LossWeighting | None = None, device="cpu",
+                  stop_after: int | None = None, desc: str = "finetune") -> tuple[list[float], bool]:
+    """:func:`train_denoiser` of a LAMP-style :class:`TemporalAdapter` (its trainable
+    parameters) on ``unet``, first-frame conditioned. ``unet`` is not changed (see
+    :class:`VideoUNet`)."""
+    model = VideoUNet(unet, adapter).to(device)
+    adapter.requires_grad_(False)
+    for _, parameter in adapter.trainable_parameters():
+        parameter.requires_grad_(True)
+    adapter.train()
+    if settings["gradient_checkpointing"] and device != "cpu":
+        model.unet.enable_gradient_checkpointing()
+        model.unet.train()
+    return train_denoiser(model, adapter, data, scheduler, settings, num_frames, checkpoints, weighting,
+                          first_frame_given=True, device=device, stop_after=stop_after, desc=desc)
+
+
+def save_trained(write: Callable[[Path], None], out_dir: str | Path, info: dict) -> None:
+    """A fine-tuned model (``write(folder)`` writes its files) and ``training.json`` with
+    ``info`` into ``out_dir``, complete before the folder gets its name."""
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    adapter.save_pretrained(tmp)
+    tmp.mkdir(parents=True)
+    write(tmp)
     (tmp / "training.json").write_text(json.dumps(info, indent=2))
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
+
+
+def save_adapter(adapter, out_dir: str | Path, info: dict) -> None:
+    """A :class:`TemporalAdapter` (safetensors + config), see :func:`save_trained`."""
+    save_trained(adapter.save_pretrained, out_dir, info)
 
 
 def write_loss_curve(losses: list[float], csv_path, png_path) -> None:
@@ -146,7 +190,7 @@ def write_loss_curve(losses: list[float], csv_path, png_path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot(np.arange(1, len(losses) + 1), losses, lw=1)
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (frames 2..F)")
+    ax.set_ylabel("training loss")
     fig.tight_layout()
     with atomic_path(png_path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
