@@ -89,7 +89,7 @@ def model_source_folder(wildcards):
 def report_notes():
     """Lines for the report's captions, from the registries: the models, the data, and what
     each evaluator scores and how each of its metrics is defined."""
-    notes = MODEL_SOURCE.describe(config["models"])
+    notes = MODEL_SOURCE.describe(config["models"], used_model_kinds())
     data_source = generated_source(config["data"]["source"])
     if data_source is not None:
         notes.append(data_source.description)
@@ -97,6 +97,14 @@ def report_notes():
         defined = [m.description for m in metrics(name) if m.in_tables]
         notes.append(f"{get_evaluator(name).description}: " + "; ".join(defined) + ".")
     return notes
+
+
+def used_model_kinds():
+    """The prepared models that the run's methods, fine-tunings and evaluators load."""
+    kinds = {kind for method in METHODS for kind in get_method(method).models}
+    kinds |= {kind for training in TRAININGS.values() for kind in training.models}
+    kinds |= {kind for name in EVALUATORS for kind in get_evaluator(name).models}
+    return sorted(kinds)
 
 
 def report_deviations():
@@ -169,11 +177,10 @@ def get_mask_input(wildcards):
 
 
 def get_finetune_input(wildcards):
-    inputs = {
-        "clips": f"{DATA}/train/{wildcards.motion}",
-        "base": f"{MODELS}/base",
-    }
-    if TRAININGS[wildcards.trained].needs_masks:
+    training = TRAININGS[wildcards.trained]
+    inputs = {"clips": f"{DATA}/train/{wildcards.motion}"}
+    inputs.update({model: f"{MODELS}/{model}" for model in training.models})
+    if training.needs_masks:
         inputs["masks"] = f"{RESULTS}/masks/{wildcards.motion}"
     return inputs
 

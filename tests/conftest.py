@@ -16,10 +16,10 @@ WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "config", "report", 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    from t2v_core.models.prepare import prepare_model
+    from t2v_core.models.prepare import MODEL_KINDS, prepare_model
 
     root = tmp_path_factory.mktemp("models")
-    for kind in ("base", "sam", "clip"):
+    for kind in MODEL_KINDS:
         prepare_model(kind, root / kind, {"source": "tiny", "seed": 0})
     return root
 

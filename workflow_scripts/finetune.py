@@ -16,9 +16,11 @@ masks = None
 if "masks" in snakemake.input.keys():
     masks = [Path(snakemake.input.masks) / f"{clip.stem}.npz" for clip in clips]
 captions = clip_captions(snakemake.input.clips, clips) or params.prompt
-losses = get_training(snakemake.wildcards.trained).finetune(
+training = get_training(snakemake.wildcards.trained)
+losses = training.finetune(
     load_base_components(snakemake.input.base, device=device), clips, captions,
     snakemake.output.adapter, params.checkpoints, params.video, params.finetune,
-    mask_paths=masks, device=device,
+    mask_paths=masks, model_dirs={model: snakemake.input[model] for model in training.models},
+    device=device,
 )
 write_loss_curve(losses, snakemake.output.loss_csv, snakemake.output.loss_png)

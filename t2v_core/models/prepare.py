@@ -14,7 +14,8 @@ from typing import Callable
 from ..plugins import Registry
 from .layout import CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE, atomic_model_dir, write_marker
 
-MODEL_KINDS = ("base", "sam", "clip")
+#: The models a run can prepare; a method or an evaluator names those it loads.
+MODEL_KINDS = ("base", "sam", "clip", "motion_adapter")
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class ModelSource:
     """Where the models of ``models.source`` come from.
 
     ``prepare(kind, work_dir, models_config)`` fills the empty folder ``work_dir`` with the model
-    ``kind``; ``settings(kind, models_config)`` is what of the config that depends on (the
+    ``kind`` (one of MODEL_KINDS); ``settings(kind, models_config)`` is what of the config that depends on (the
     rule's params: editing it prepares that model again); ``input_folder(kind, models_config)``
     a folder it copies, if any (the rule's input: a changed folder is copied again).
     """
@@ -31,8 +32,9 @@ class ModelSource:
     prepare: Callable[[str, Path, dict], None]
     settings: Callable[[str, dict], dict]
     input_folder: Callable[[str, dict], Path | None] = lambda kind, models_config: None
-    #: Lines for the report: which models these are.
-    describe: Callable[[dict], list[str]] = lambda models_config: []
+    #: Lines for the report: which models these are (``describe(models_config, kinds)``, the
+    #: kinds that the run uses).
+    describe: Callable[[dict, list], list[str]] = lambda models_config, kinds: []
 
 
 MODEL_SOURCES = Registry("model source")
@@ -63,6 +65,17 @@ def download_base_model(out_dir: Path, repo_id: str, revision: str) -> None:
     from huggingface_hub import snapshot_download
 
     snapshot_download(repo_id, revision=revision, local_dir=out_dir, allow_patterns=BASE_MODEL_FILES)
+    write_marker(out_dir, {"kind": "download", "repo_id": repo_id, "revision": revision})
+
+
+#: The files of a diffusers ``MotionAdapter`` repository (fp32 safetensors).
+MOTION_ADAPTER_FILES = ["config.json", "diffusion_pytorch_model.safetensors"]
+
+
+def download_motion_adapter(out_dir: Path, repo_id: str, revision: str) -> None:
+    from huggingface_hub import snapshot_download
+
+    snapshot_download(repo_id, revision=revision, local_dir=out_dir, allow_patterns=MOTION_ADAPTER_FILES)
     write_marker(out_dir, {"kind": "download", "repo_id": repo_id, "revision": revision})
 
 
@@ -100,7 +113,7 @@ def download_clip(out_dir: Path, model_name: str, pretrained: str) -> None:
 
 
 def prepare_model(kind: str, out_dir: str | Path, models_config: dict) -> None:
-    """Create or download the model ``kind`` (base, sam or clip) into ``out_dir``.
+    """Create or download the model ``kind`` (one of MODEL_KINDS) into ``out_dir``.
 
     Built in a temporary sibling folder and renamed when complete, so an interrupted
     download never leaves a folder that looks prepared.
@@ -113,8 +126,9 @@ def prepare_model(kind: str, out_dir: str | Path, models_config: dict) -> None:
 
 
 def _download(kind: str, work: Path, models_config: dict) -> None:
-    if kind == "base":
-        download_base_model(work, models_config["base"]["repo_id"], models_config["base"]["revision"])
+    if kind in ("base", "motion_adapter"):
+        download = download_base_model if kind == "base" else download_motion_adapter
+        download(work, models_config[kind]["repo_id"], models_config[kind]["revision"])
     elif kind == "sam":
         sam = models_config["sam"]
         download_sam(work, sam["model_type"], sam["url"], sam["sha256"])
@@ -124,15 +138,21 @@ def _download(kind: str, work: Path, models_config: dict) -> None:
 
 
 def _create_tiny(kind: str, work: Path, models_config: dict) -> None:
-    from .tiny import create_tiny_base_model, create_tiny_clip, create_tiny_sam
+    from .tiny import create_tiny_base_model, create_tiny_clip, create_tiny_motion_adapter, create_tiny_sam
 
-    {"base": create_tiny_base_model, "sam": create_tiny_sam, "clip": create_tiny_clip}[kind](work, models_config["seed"])
+    create = {"base": create_tiny_base_model, "sam": create_tiny_sam, "clip": create_tiny_clip,
+              "motion_adapter": create_tiny_motion_adapter}
+    create[kind](work, models_config["seed"])
 
 
-def _describe_download(models_config: dict) -> list[str]:
+def _describe_download(models_config: dict, kinds) -> list[str]:
     clip = models_config["clip"]
-    return [f"Base model: {models_config['base']['repo_id']} ({models_config['source']} weights)",
-            f"CLIP model: {clip['model_name']}, pretrained {clip['pretrained']} (the poster does not say which CLIP)"]
+    lines = [f"Base model: {models_config['base']['repo_id']} ({models_config['source']} weights)",
+             f"CLIP model: {clip['model_name']}, pretrained {clip['pretrained']} (the poster does not say which CLIP)"]
+    if "motion_adapter" in kinds:
+        lines.append(f"Motion adapter: {models_config['motion_adapter']['repo_id']} (trained by AnimateDiff's "
+                     f"authors with SD-1.5; used here with the base model above, as every method)")
+    return lines
 
 
 register_model_source(ModelSource(
@@ -141,6 +161,6 @@ register_model_source(ModelSource(
 ))
 register_model_source(ModelSource(
     "tiny", _create_tiny, settings=lambda kind, models_config: {"source": "tiny", "seed": models_config["seed"]},
-    describe=lambda models_config: _describe_download(models_config) + [
+    describe=lambda models_config, kinds: _describe_download(models_config, kinds) + [
         "With tiny random models the numbers only show that the pipeline runs."],
 ))

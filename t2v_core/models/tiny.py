@@ -142,3 +142,20 @@ def create_tiny_clip(out_dir: str | Path, seed: int = 0) -> None:
         json.dumps({"model_cfg": TINY_CLIP, "preprocess_cfg": preprocess}, indent=2)
     )
     write_marker(out_dir, {"kind": "tiny", "seed": seed})
+
+
+#: Architecture of the tiny motion adapter: AnimateDiff's ``MotionAdapter`` fitted to the tiny
+#: UNet (its block widths, layers per block and norm groups).
+TINY_MOTION_ADAPTER = dict(
+    block_out_channels=(32, 64), motion_layers_per_block=1, motion_num_attention_heads=4,
+    motion_norm_num_groups=16, motion_max_seq_length=32, use_motion_mid_block=True,
+)
+
+
+def create_tiny_motion_adapter(out_dir: str | Path, seed: int = 0) -> None:
+    """A tiny diffusers ``MotionAdapter`` with random weights (the layout of a motion-adapter repository)."""
+    from diffusers import MotionAdapter
+
+    torch.manual_seed(seed + 3)
+    MotionAdapter(**TINY_MOTION_ADAPTER).save_pretrained(out_dir, safe_serialization=True)
+    write_marker(out_dir, {"kind": "tiny", "seed": seed})

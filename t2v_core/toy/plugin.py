@@ -102,8 +102,11 @@ register_model_source(ModelSource(
     prepare=lambda kind, work, models_config: copy_toy_model(kind, work, models_config.get("toy_dir")),
     settings=lambda kind, models_config: {"source": NAME, "toy_dir": models_config["toy_dir"]},
     input_folder=lambda kind, models_config: toy_model_dir(kind, models_config["toy_dir"]),
-    describe=lambda models_config: ["Models: the toy world's text-to-image model, CLIP and SAM, trained by this "
-                                    "project (``make toy-models``; t2v_core/toy/models)."],
+    describe=lambda models_config, kinds: [
+        "Models: the toy world's text-to-image model, CLIP and SAM, trained by this project (``make toy-models``; "
+        "t2v_core/toy/models)" + (", and its motion adapter (AnimateDiff's motion modules, trained on the toy "
+                                  "base with clips of motions the demo does not ask for: moves left, moves down, "
+                                  "shrinks)" if "motion_adapter" in kinds else "") + "."],
 ))
 register_evaluator(Evaluator(
     "toy_motion", motion_features, applies=lambda config: config["data"]["source"] == NAME,
