@@ -143,3 +143,29 @@ def test_text_to_image_is_deterministic(base_run, vae_run, tmp_path):
 def test_cli_rejects_unknown_models(tmp_path):
     with pytest.raises(ValueError, match="unknown models"):
         train_cli(["--out", str(tmp_path), "--only", "vae,bogus"])
+
+
+def test_motion_adapter_learns_only_the_pretraining_motions_and_loads_into_animatediff(base_run, tmp_path):
+    from diffusers import AnimateDiffPipeline, MotionAdapter
+
+    from t2v_core.models.loading import load_base_components
+    from t2v_core.toy.train_motion import MotionAdapterSettings, pretraining_clips, train_motion_adapter
+    from t2v_core.toy.world import MOTIONS
+
+    settings = MotionAdapterSettings(image_size=SIZE, clip_frames=4, clips_per_motion=2, held_out_per_motion=1,
+                                     steps=6, batch_size=2, learning_rate=3e-3, log_every=3)
+    _, captions = pretraining_clips(settings, 0, 2)
+    # never a motion the demo asks for
+    assert len(captions) == 6 and not any(motion in caption for caption in captions for motion in MOTIONS)
+    metrics = train_motion_adapter(tmp_path / "a", base_run[0], seed=0, settings=settings)
+    assert metrics["held_out_loss_after"] < metrics["held_out_loss_before"]
+    assert metrics["pretraining_motions"] == ["moves left", "moves down", "shrinks"]
+    weights = "diffusion_pytorch_model.safetensors"
+    train_motion_adapter(tmp_path / "b", base_run[0], seed=0, settings=settings)
+    assert sha256(tmp_path / "a" / weights) == sha256(tmp_path / "b" / weights)
+    adapter = MotionAdapter.from_pretrained(tmp_path / "a")
+    pipe = AnimateDiffPipeline(**load_base_components(base_run[0]), motion_adapter=adapter)
+    pipe.set_progress_bar_config(disable=True)
+    frames = pipe("a red square moves right on a black background", num_frames=4, height=SIZE, width=SIZE,
+                  num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np").frames[0]
+    assert frames.shape == (4, SIZE, SIZE, 3) and np.isfinite(frames).all()

@@ -7,7 +7,7 @@ import pytest
 
 from t2v_core.toy.motion_metric import parse_prompt, score_motion, track_subject
 from t2v_core.toy.world import (
-    BACKGROUNDS, COLOURS, MOTIONS, Subject, caption, motion_clip, motion_clips, random_subject, render,
+    BACKGROUNDS, COLOURS, MOTIONS, PRETRAINING_MOTIONS, Subject, caption, motion_clip, motion_clips, random_subject, render,
     sample_images,
 )
 
@@ -108,3 +108,22 @@ def test_parse_prompt():
     assert parse_prompt("A Yellow circle grows") == ("yellow", "grows")
     assert parse_prompt("a horse runs in the sky") == (None, None)
     assert parse_prompt("a square spins on a gray background") == (None, "spins")
+
+
+@pytest.mark.parametrize("motion", list(PRETRAINING_MOTIONS))
+def test_pretraining_motions_are_the_demo_motions_played_backwards(motion):
+    """The toy motion adapter's motions: each is a demo motion reversed, none is a demo motion."""
+    assert motion not in MOTIONS
+    for subject, frames, masks in motion_clips(motion, 6, 8, 64, 0):
+        backwards = score_motion(frames[::-1], subject.colour, PRETRAINING_MOTIONS[motion])
+        assert backwards["direction_correct"], (motion, subject)
+        assert not score_motion(frames, subject.colour, PRETRAINING_MOTIONS[motion])["direction_correct"]
+        assert masks[0].sum() > 0 and masks[-1].sum() > 0  # the subject stays in frame
+
+
+def test_a_large_subject_moving_far_stays_in_frame():
+    """A draw whose shift leaves no room is cut to fit (it raised before)."""
+    for index in range(40):
+        for motion in ("moves right", "moves left"):
+            frames, masks = motion_clip(motion, Subject("square", "red", "black"), 4, 32, index)
+            assert not masks[:, 0].any() and not masks[:, -1].any()

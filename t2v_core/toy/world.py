@@ -19,6 +19,10 @@ SHAPES = ("circle", "square", "triangle", "star")
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 230), "yellow": (240, 220, 40)}
 BACKGROUNDS = {"black": (0, 0, 0), "white": (255, 255, 255), "gray": (128, 128, 128)}
 MOTIONS = ("moves right", "moves up", "grows", "spins")
+#: Motions of the world that the demo never asks for: the toy motion adapter (AnimateDiff's
+#: pretrained motion module) learns from these only, so that, as in reality, the few-shot
+#: methods' motions are new to it. Each is one of MOTIONS played backwards.
+PRETRAINING_MOTIONS = {"moves left": "moves right", "moves down": "moves up", "shrinks": "grows"}
 #: The change each motion makes over a clip, on average: shift as a fraction of the frame,
 #: area ratio last/first, rotation in degrees (the motion metric's magnitude 1.0).
 EXPECTED_CHANGE = {"moves right": 0.425, "moves up": 0.425, "grows": 4.0, "spins": 105.0}
@@ -147,7 +151,9 @@ def _trajectory(motion: str, shape: str, size: int, rng: np.random.Generator):
     if motion in ("moves right", "moves up"):
         radius = rng.uniform(0.12, 0.18) * size
         margin = extent(shape, radius)
-        shift = rng.uniform(0.35, 0.5) * size
+        # a large subject leaves less room: the shift is cut to what keeps it in frame (a draw
+        # that fits is unchanged)
+        shift = min(rng.uniform(0.35, 0.5) * size, size - 2 * margin)
         along = rng.uniform(margin, size - margin - shift)
         across = rng.uniform(margin, size - margin)
         if motion == "moves right":
@@ -164,7 +170,10 @@ def _trajectory(motion: str, shape: str, size: int, rng: np.random.Generator):
         center = tuple(rng.uniform(margin, size - margin, 2))
         turn = np.deg2rad(rng.uniform(90, 120)) * rng.choice([-1, 1])
         return center, center, (radius, radius), (angle, angle + turn)
-    raise ValueError(f"unknown motion {motion!r}: expected one of {MOTIONS}")
+    if motion in PRETRAINING_MOTIONS:
+        c0, c1, (r0, r1), (a0, a1) = _trajectory(PRETRAINING_MOTIONS[motion], shape, size, rng)
+        return c1, c0, (r1, r0), (a1, a0)
+    raise ValueError(f"unknown motion {motion!r}: expected one of {MOTIONS + tuple(PRETRAINING_MOTIONS)}")
 
 
 def motion_clip(motion: str, subject: Subject, num_frames: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
