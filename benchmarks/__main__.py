@@ -71,7 +71,7 @@ def markdown(summary: dict) -> str:
              f"- torch {info['torch']}, python {info['python']}",
              f"- size: {summary['size']}; models have random weights (timings only); total wall time "
              f"{summary['wall_s']:.0f} s", ""]
-    g, ft, sp = r.get("gemm", {}), r.get("finetune", {}), r.get("sampling", {})
+    g, ft, sp, ad = r.get("gemm", {}), r.get("finetune", {}), r.get("sampling", {}), r.get("animatediff", {})
     tz, cl, sam, sm = r.get("text2video_zero", {}), r.get("clip", {}), r.get("sam", {}), r.get("snakemake", {})
     rows = []
     if "flops_per_s" in g:
@@ -88,12 +88,25 @@ def markdown(summary: dict) -> str:
         rows.append(("Fine-tuning peak memory", f"above the step's start level; {ft['memory_method']}",
                      f"ours {peak['ours'] / 2**20:.0f} MiB, reference {peak['reference'] / 2**20:.0f} MiB",
                      f"ours/reference {fmt(ft['peak_memory_ratio'], digits=2)}"))
+    if "step_s" in ft.get("motionlora", {}):
+        ml = ft["motionlora"]
+        rows.append(("MotionLoRA fine-tuning step", f"rank {ml['rank']} on the motion modules of a random-weight "
+                     f"AnimateDiff adapter, same model and clip size", f"median {ml['step_s']:.2f} s, peak "
+                     f"+{ml['peak_bytes'] / 2**20:.0f} MiB, {ml['trainable_params']:,} trainable parameters",
+                     f"step time / LAMP-style step {ml['step_s'] / ft['step_s']['ours']:.2f}x; LAMP-style trains "
+                     f"{ft['trainable_params']:,} parameters"))
     if "seconds_per_video" in sp:
         rows.append(("Sampling (first-frame, CFG)", f"{sp['num_frames']}x{sp['height']}x{sp['width']}, "
                      f"{sp['ddim_steps']} DDIM steps", f"{sp['seconds_per_video']:.2f} s/video; UNet "
                      f"{sp['unet_flops_per_s'] / 1e9:.1f} GFLOP/s",
                      f"{100 * sp['fraction_of_peak']:.1f}% of GEMM peak (UNet time), "
                      f"{100 * sp['end_to_end_fraction_of_peak']:.1f}% end to end"))
+    if "seconds_per_video" in ad:
+        ratio = f"{ad['seconds_per_video'] / sp['seconds_per_video']:.2f}x the first-frame sampling's time" \
+            if "seconds_per_video" in sp else ""
+        rows.append(("AnimateDiff sampling (CFG)", f"{ad['num_frames']}x{ad['height']}x{ad['width']}, "
+                     f"{ad['ddim_steps']} DDIM steps, diffusers' pipeline", f"{ad['seconds_per_video']:.2f} s/video",
+                     ratio))
     if "seconds" in tz:
         rows.append(("Text2Video-Zero", f"{tz['num_frames']} frames, {tz['steps']} steps, ours vs diffusers direct",
                      f"ours {tz['seconds']['ours']:.2f} s, diffusers {tz['seconds']['diffusers']:.2f} s",
@@ -138,7 +151,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     results: dict = {}
-    run = {n: n not in args.skip for n in ("gemm", "finetune", "sampling", "text2video_zero", "clip", "sam", "snakemake")}
+    run = {n: n not in args.skip for n in ("gemm", "finetune", "sampling", "animatediff", "text2video_zero", "clip", "sam",
+                                          "snakemake")}
     if run["gemm"]:
         section(results, "gemm", gemm_peak, args.device)
     size = "full" if args.size == "auto" and args.device.startswith("cuda") else args.size
@@ -147,7 +161,7 @@ def main(argv=None) -> int:
         size = results["finetune"].get("size", size)
     size = "full" if size == "auto" else size
     cfg = settings(size, args.device.startswith("cuda"))
-    if run["sampling"] or run["text2video_zero"]:
+    if run["sampling"] or run["animatediff"] or run["text2video_zero"]:
         print(f"== building the {size} base model for sampling", flush=True)
         try:
             parts = build_parts(size, args.device)
@@ -159,6 +173,8 @@ def main(argv=None) -> int:
             peak = results.get("gemm", {}).get("flops_per_s")
             if run["sampling"]:
                 section(results, "sampling", sections.bench_sampling, parts, cfg, args.device, peak)
+            if run["animatediff"]:
+                section(results, "animatediff", sections.bench_animatediff, parts, size, cfg, args.device)
             if run["text2video_zero"]:
                 section(results, "text2video_zero", sections.bench_text2video_zero, parts, cfg, args.device)
             del parts

@@ -41,6 +41,24 @@ SD14_TEXT = dict(
 )
 
 
+#: AnimateDiff's motion adapter for SD-1.x (the config.json of
+#: guoyww/animatediff-motion-adapter-v1-5-2).
+SD15_MOTION_ADAPTER = dict(
+    block_out_channels=(320, 640, 1280, 1280), motion_layers_per_block=2, motion_num_attention_heads=8,
+    motion_norm_num_groups=32, motion_max_seq_length=32, use_motion_mid_block=True,
+)
+
+
+def build_motion_adapter(size: str, device: str, seed: int = 0):
+    """A random-weight ``MotionAdapter`` that fits the ``size`` base model."""
+    from diffusers import MotionAdapter
+
+    from t2v_core.models.tiny import TINY_MOTION_ADAPTER
+
+    torch.manual_seed(seed)
+    return MotionAdapter(**(SD15_MOTION_ADAPTER if size == "full" else TINY_MOTION_ADAPTER)).to(device)
+
+
 def settings(size: str, cuda: bool) -> dict:
     """Video size and step counts of one benchmark size on one kind of device."""
     if size == "full":

@@ -1,6 +1,7 @@
 """Fine-tuning step: ours (cached VAE posterior + cached text embedding, SDPA attention,
 i.e. what :func:`t2v_core.training.loop.train_adapter` does per step) against a reference-style
-step (VAE encode of the clip and text encoder every step, diffusers' classic ``AttnProcessor``).
+step (VAE encode of the clip and text encoder every step, diffusers' classic ``AttnProcessor``);
+and, beside them, MotionLoRA's step on AnimateDiff's motion modules.
 
 Run as a subprocess by ``python -m benchmarks`` (one fresh process, ``MALLOC_MMAP_THRESHOLD_``
 set, so the CPU memory probe sees freed tensors leave):
@@ -204,7 +205,60 @@ def run(size: str, device: str) -> dict:
         peak_memory_ratio=peaks["ours"] / peaks["reference"] if peaks["reference"] else None,
         device_info=device_info(device),
     )
+    del model, optimizer
+    result["motionlora"] = motionlora_step(parts, chosen, cfg, device)
     return result
+
+
+def motionlora_step(parts, size, cfg, device, rank=64) -> dict:
+    """MotionLoRA's step as :class:`t2v_core.methods.animatediff.MotionLoraTraining` runs it:
+    the LoRA (AnimateDiff's rank 64) on the motion modules of a UNetMotionModel, every frame
+    noised, cached posterior and text; time, peak memory and trainable parameters."""
+    from diffusers import UNetMotionModel
+    from peft import LoraConfig
+
+    from t2v_core.methods.animatediff import MOTION_LORA_TARGETS
+
+    from .common import build_motion_adapter
+
+    unet = UNetMotionModel.from_unet2d(parts["unet"], build_motion_adapter(size, device)).to(device)
+    unet.requires_grad_(False)
+    torch.manual_seed(0)
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=MOTION_LORA_TARGETS))
+    if device.startswith("cuda"):
+        unet.enable_gradient_checkpointing()
+    unet.train()
+    trainable = [p for p in unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-4, weight_decay=1e-2)
+    generator = torch.Generator().manual_seed(2)
+    frames = (torch.rand(cfg["num_frames"], 3, cfg["height"], cfg["width"], generator=generator) * 2 - 1).to(device)
+    cached = encode_clips(parts["vae"], [frames.cpu()], device)[0].to(device)
+    text = encode_prompt(parts["text_encoder"], parts["tokenizer"], [PROMPT], device)
+    scheduler = parts["scheduler"]
+
+    def step():
+        noise, timestep, eps = step_inputs(cached, scheduler, device, generator)
+        x0 = (cached[0] + cached[1] * eps)[None]
+        pred = unet(scheduler.add_noise(x0, noise, timestep), timestep,
+                    text.repeat_interleave(x0.shape[2], dim=0)).sample
+        return optimiser_step(masked_diffusion_loss(pred, noise, first_frame_given=False), optimizer, trainable)
+
+    fn = (lambda: _autocast(step)) if device.startswith("cuda") else step
+    for _ in range(cfg["warmup"]):
+        fn()
+    times, peak = [], 0
+    for i in range(cfg["steps"]):
+        with PeakMemory(device) as memory:
+            sync(device)
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            times.append(time.perf_counter() - t)
+        peak = max(peak, memory.peak_delta)
+        print(f"[finetune] step {i + 1} motionlora: {times[-1]:.2f} s, peak +{memory.peak_delta / 2**20:.0f} MiB",
+              flush=True)
+    return {"rank": rank, "step_s": statistics.median(times), "step_times_s": times, "peak_bytes": peak,
+            "trainable_params": sum(p.numel() for p in trainable)}
 
 
 def main(argv=None) -> int:

@@ -83,6 +83,37 @@ def bench_sampling(parts, cfg, device, peak_flops) -> dict:
             "end_to_end_fraction_of_peak": flops * timed.calls / total / peak_flops if peak_flops else None}
 
 
+def bench_animatediff(parts, size, cfg, device, repeats=2) -> dict:
+    """AnimateDiff's sampling (diffusers' pipeline, CFG) with a random-weight motion adapter of
+    the base model's size: seconds per video."""
+    from diffusers import AnimateDiffPipeline
+
+    from t2v_core.methods.animatediff import ANIMATEDIFF
+
+    from .common import build_motion_adapter
+
+    # what ANIMATEDIFF.load builds, from the benchmark's random-weight models
+    pipe = AnimateDiffPipeline(**parts, motion_adapter=build_motion_adapter(size, device)).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    video = {"num_frames": cfg["num_frames"], "height": cfg["height"], "width": cfg["width"]}
+    sampling = {"num_inference_steps": cfg["sample_steps"],
+                "animatediff": {"guidance_scale": 7.5, "beta_schedule": "linear"}}
+
+    def one():
+        return ANIMATEDIFF.sample(pipe, PROMPT, torch.Generator(device).manual_seed(0), video, sampling)
+
+    one()  # warm-up
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        one()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return {**video, "ddim_steps": cfg["sample_steps"], "guidance_scale": 7.5,
+            "seconds_per_video": statistics.median(times), "times_s": times}
+
+
 def bench_text2video_zero(parts, cfg, device, repeats=3) -> dict:
     from diffusers import TextToVideoZeroPipeline
 

@@ -13,7 +13,6 @@ from t2v_core.data.sources import data_source_names
 from t2v_core.methods import get_method, method_names, trainings
 from t2v_core.metrics.registry import evaluators_for, get_evaluator, metrics, table_metrics
 from t2v_core.models.prepare import model_source_names
-from t2v_core.video_unet import TemporalAdapter
 
 from conftest import REPO
 
@@ -25,7 +24,8 @@ def test_schema_lists_exactly_the_registered_methods_and_sources():
     assert sorted(methods["items"]["enum"]) == sorted(method_names())
     assert sorted(methods["default"]) == sorted(method_names())  # every method is compared by default
     # the default order is the table's: the poster's rows first, then the additions
-    assert methods["default"] == ["text2video_zero", "lamp", "ours_noise", "ours_latents", "per_frame_t2i"]
+    assert methods["default"] == ["text2video_zero", "lamp", "ours_noise", "ours_latents", "per_frame_t2i",
+                                  "animatediff", "animatediff_motionlora"]
     assert SCHEMA["data"]["properties"]["source"]["enum"] == data_source_names()
     assert SCHEMA["models"]["properties"]["source"]["enum"] == model_source_names()
 
@@ -36,7 +36,7 @@ def test_every_method_and_fine_tuned_model_has_its_settings_block():
         assert sampling[name]["type"] == "object" and sampling[name]["description"], name
         assert "guidance_scale" in sampling[name]["properties"], name
     for name in trainings():
-        assert "init" in finetune[name]["properties"], name
+        assert finetune[name]["type"] == "object" and finetune[name]["description"], name
 
 
 def test_a_method_the_schema_allows_but_nobody_registered_is_named(monkeypatch):
@@ -52,13 +52,17 @@ def test_a_method_the_schema_allows_but_nobody_registered_is_named(monkeypatch):
 def test_labels_poster_rows_and_trainings_come_from_the_method_modules():
     assert {m: get_method(m).label for m in method_names()} == {
         "text2video_zero": "Text2Video-Zero", "lamp": "LAMP", "ours_noise": "Ours (Noise)",
-        "ours_latents": "Ours (Latents)", "per_frame_t2i": "Per-frame T2I"}
+        "ours_latents": "Ours (Latents)", "per_frame_t2i": "Per-frame T2I", "animatediff": "AnimateDiff",
+        "animatediff_motionlora": "AnimateDiff + MotionLoRA"}
     assert {m: get_method(m).training.name for m in method_names() if get_method(m).training} == {
-        "lamp": "lamp", "ours_noise": "ours", "ours_latents": "ours"}
+        "lamp": "lamp", "ours_noise": "ours", "ours_latents": "ours", "animatediff_motionlora": "motionlora"}
     assert [name for name, t in trainings().items() if t.needs_masks] == ["ours"]
+    assert {name: t.models for name, t in trainings().items()} == {
+        "motionlora": ("base", "motion_adapter"), "lamp": ("base",), "ours": ("base",)}
     assert {m: get_method(m).first_frame for m in method_names()} == {
         "text2video_zero": None, "lamp": "latents", "ours_noise": "noise", "ours_latents": "latents",
-        "per_frame_t2i": None}
+        "per_frame_t2i": None, "animatediff": None, "animatediff_motionlora": None}
+    assert get_method("animatediff").models == ("base", "motion_adapter")
     assert get_method("per_frame_t2i").poster == {}
     assert get_method("ours_noise").poster == {"alignment": 23.37, "consistency": 94.91, "diversity": 96.66}
 
@@ -74,18 +78,36 @@ def test_metric_table_order_and_evaluators():
 
 
 @pytest.fixture(scope="module")
-def untrained_adapter(tiny_model_dir, tmp_path_factory):
+def fine_tuned(tiny_model_dir, tmp_path_factory):
+    """Every registered fine-tuned model, trained for 2 steps on 2 synthetic clips (all-foreground
+    masks where it reads them), through the same call as the workflow's."""
+    from t2v_core.data.synthetic import synthesize_motion_clips
+    from t2v_core.masks import save_masks
     from t2v_core.models.loading import load_base_components
 
-    torch.manual_seed(0)
-    adapter = TemporalAdapter.from_unet(load_base_components(tiny_model_dir / "base")["unet"])
-    folder = tmp_path_factory.mktemp("adapter") / "adapter"
-    adapter.save_pretrained(folder)
-    return folder
+    root = tmp_path_factory.mktemp("fine_tuned")
+    clips = synthesize_motion_clips(root / "clips", "shape_right", "square", 0, 2, 4, 32, 32)
+    masks = []
+    for clip in clips:
+        masks.append(root / f"{clip.stem}.npz")
+        save_masks(masks[-1], np.ones((4, 32, 32), bool))
+    config = validate_config({"motions": [{"name": "m", "prompts": ["p"]}]})
+    settings = {**config["finetune"], "steps": 2, "mixed_precision": "no", "gradient_checkpointing": False}
+    for name in trainings():
+        if "steps" in settings[name]:  # a fine-tuning with its own steps and batch size
+            settings[name] = {**settings[name], "steps": 2, "batch_size": 1}
+    video = {"num_frames": 3, "height": 32, "width": 32}
+    folders = {}
+    for name, training in trainings().items():
+        folders[name] = root / name / "adapter"
+        training.finetune(load_base_components(tiny_model_dir / "base"), clips, "a square", folders[name],
+                          root / name / "checkpoints", video, settings, mask_paths=masks,
+                          model_dirs={model: tiny_model_dir / model for model in training.models})
+    return folders
 
 
 @pytest.mark.parametrize("name", method_names())
-def test_every_registered_method_samples_seeded_videos(name, tiny_model_dir, untrained_adapter):
+def test_every_registered_method_samples_seeded_videos(name, tiny_model_dir, fine_tuned):
     """The contract of a method: load once, then one uint8 video per call, the same for the same
     seed and different for another."""
     method = get_method(name)
@@ -94,7 +116,7 @@ def test_every_registered_method_samples_seeded_videos(name, tiny_model_dir, unt
     sampling = {"num_inference_steps": 4, name: config["sampling"][name]}
     video = {"num_frames": 3, "height": 32, "width": 32}
     models = {model: tiny_model_dir / model for model in method.models}
-    loaded = method.load(models, untrained_adapter if method.training else None, "cpu")
+    loaded = method.load(models, fine_tuned[method.training.name] if method.training else None, "cpu")
     image = np.full((32, 32, 3), 200, np.uint8) if method.needs_first_frame_image else None
 
     def sample(seed):

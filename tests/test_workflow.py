@@ -19,6 +19,8 @@ from conftest import copy_workflow
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 DEMO = ["--configfile", "config/tiny.yaml"]
+SCHEMA = yaml.safe_load((Path(__file__).resolve().parent.parent / "config" / "schema.yaml").read_text())
+DEFAULT_METHODS = SCHEMA["properties"]["methods"]["default"]
 
 
 def run_snakemake(cwd, *args, check=True):
@@ -117,6 +119,24 @@ def test_editing_one_method_reruns_only_that_method(demo_run):
     assert len(prompts) == 4 and jobs == expected
 
 
+@pytest.mark.slow
+def test_editing_a_motionlora_setting_reruns_only_its_finetuning_sampling_and_evaluation(demo_run):
+    def edit(config):
+        config["finetune"]["motionlora"]["rank"] = 2
+
+    jobs = scheduled_jobs(run_snakemake(demo_run, *edited_demo(demo_run, "motionlora_rank", edit)))
+    samples = sorted((demo_run / "results/tiny/samples/animatediff_motionlora").glob("*/*/seed0.mp4"))
+    expected = {("aggregate", ""), ("all", ""), ("contact_sheet", _expected_sheet(jobs))}
+    for motion in ("shape_right", "shape_up"):
+        expected.add(_expected("finetune", trained="motionlora", motion=motion))
+    for sample in samples:
+        prompt = {"motion": sample.parent.parent.name, "prompt_id": sample.parent.name}
+        expected |= {_expected("sample", method="animatediff_motionlora", **prompt),
+                     _expected("evaluate", method="animatediff_motionlora", **prompt),
+                     _expected("grid", **prompt, seed=0)}
+    assert len(samples) == 4 and jobs == expected
+
+
 def _expected_sheet(jobs):
     sheets = [w for rule, w in jobs if rule == "contact_sheet"]
     assert len(sheets) == 1
@@ -135,7 +155,7 @@ def test_adding_a_prompt_runs_only_its_jobs(demo_run):
     motion = {"motion": "shape_up", "prompt_id": prompt_id}
     expected = {("aggregate", ""), ("all", ""), _expected("prepare_first_frame", **motion),
                 _expected("grid", **motion, seed=0)}
-    for method in ("text2video_zero", "lamp", "ours_noise", "ours_latents", "per_frame_t2i"):
+    for method in DEFAULT_METHODS:
         expected |= {_expected("sample", method=method, **motion), _expected("evaluate", method=method, **motion)}
     assert jobs == expected
 
@@ -205,14 +225,14 @@ def test_paper_dag_dry_runs_with_every_job(workflow_copy):
     output = run_snakemake(workflow_copy, "all", "-n", "--cores", "8")
     print(f"paper DAG dry run: {time.monotonic() - start:.1f} s")
     counts = job_counts(output)
-    methods, prompts, motions = 5, 48, 8
+    methods, prompts, motions = 7, 48, 8
     assert counts["sample"] == methods * prompts
     assert counts["evaluate"] == methods * prompts
-    assert counts["finetune"] == 2 * motions
+    assert counts["finetune"] == 3 * motions  # LAMP, Ours, MotionLoRA
     assert counts["extract_masks"] == motions
     assert counts["prepare_first_frame"] == prompts
     assert counts["prepare_clips"] == motions
-    assert counts["prepare_models"] == 3
+    assert counts["prepare_models"] == 4  # base, sam, clip, motion_adapter
     assert counts["download_lamp_fewshot"] == 1
     assert counts["grid"] == prompts and counts["contact_sheet"] == 1
 
@@ -222,13 +242,14 @@ def test_toy_demo_dag_copies_the_shipped_models_and_scores_motion(workflow_copy)
 
     output = run_snakemake(workflow_copy, "all", "-n", "--cores", "2", "--configfile", "config/demo.yaml")
     counts = job_counts(output)
-    methods, prompts, motions = 5, 12, 4
-    assert counts["prepare_models"] == 3 and "download_lamp_fewshot" not in counts
+    methods, prompts, motions = 7, 12, 4
+    assert counts["prepare_models"] == 4 and "download_lamp_fewshot" not in counts
     assert counts["prepare_clips"] == motions and counts["prepare_first_frame"] == prompts
-    assert counts["finetune"] == 2 * motions and counts["extract_masks"] == motions
+    assert counts["finetune"] == 3 * motions and counts["extract_masks"] == motions
     assert counts["sample"] == counts["evaluate"] == methods * prompts
     assert counts["contact_sheet"] == 4  # one per motion, as demo.yaml lists
     assert f"input: {SHIPPED_MODELS / 'base'}" in output
+    assert f"input: {SHIPPED_MODELS / 'motion_adapter'}" in output
 
 
 def test_unknown_config_key_stops_the_workflow(workflow_copy):

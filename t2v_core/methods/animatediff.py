@@ -1,0 +1,130 @@
+"""AnimateDiff (Guo et al., ICLR 2024): a pretrained motion adapter (diffusers' ``MotionAdapter``)
+added to the base text-to-image model and sampled with diffusers' ``AnimateDiffPipeline``; and
+AnimateDiff + MotionLoRA: a LoRA on the motion modules' attention projections fine-tuned per
+motion on the few-shot clips (the base UNet and the motion adapter frozen), saved in the
+format that ``AnimateDiffPipeline.load_lora_weights`` reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import Method, Training
+
+#: The modules that get MotionLoRA: the query, key, value and output projections of the
+#: motion modules' (temporal) attention, as AnimateDiff's MotionLoRA; the spatial layers none.
+MOTION_LORA_TARGETS = r".*motion_modules\.\d+\.transformer_blocks\.\d+\.attn\d\.(to_q|to_k|to_v|to_out\.0)"
+#: The adapter name of the LoRA in a sampling pipeline.
+LORA_NAME = "motion_lora"
+
+
+def motion_unet(base_unet, motion_adapter_dir, device="cpu"):
+    """A new ``UNetMotionModel``: a copy of ``base_unet`` with the motion adapter's modules (the
+    base UNet itself is not changed)."""
+    from diffusers import MotionAdapter, UNetMotionModel
+
+    motion_adapter = MotionAdapter.from_pretrained(motion_adapter_dir)
+    return UNetMotionModel.from_unet2d(base_unet, motion_adapter).to(device), motion_adapter
+
+
+def noise_schedule(scheduler, beta_schedule: str):
+    """``scheduler``'s class and settings with the betas of ``beta_schedule`` (AnimateDiff trains
+    and samples with "linear"; Stable Diffusion's own is "scaled_linear")."""
+    return type(scheduler).from_config(scheduler.config, beta_schedule=beta_schedule)
+
+
+@dataclass(frozen=True)
+class MotionLoraTraining(Training):
+    """MotionLoRA: the diffusion loss on all frames (no first frame given), only the LoRA trains.
+    Its block ``finetune.motionlora`` has its own steps, learning rate, batch size and flips."""
+
+    def loop_settings(self, finetune: dict) -> dict:
+        block = finetune[self.name]
+        own = ("steps", "learning_rate", "batch_size", "random_flip")
+        return {**finetune, **{key: block[key] for key in own}}
+
+    def train(self, base_components, model_dirs, data, video, finetune, checkpoints, device, stop_after):
+        from peft import LoraConfig
+
+        from ..training.loop import train_denoiser
+
+        block = finetune[self.name]
+        settings = self.loop_settings(finetune)
+        unet, _ = motion_unet(base_components["unet"], model_dirs["motion_adapter"], device)
+        unet.requires_grad_(False)
+        # lora_alpha = rank: the LoRA's update is added at scale 1, as AnimateDiff's MotionLoRA
+        # (W + up @ down, no division by the rank), and as load_lora_weights reads it back.
+        unet.add_adapter(LoraConfig(r=block["rank"], lora_alpha=block["rank"], init_lora_weights="gaussian",
+                                    target_modules=MOTION_LORA_TARGETS))
+        if settings["gradient_checkpointing"] and device != "cpu":
+            unet.enable_gradient_checkpointing()
+        unet.train()
+
+        def denoiser(noisy, timesteps, texts):
+            # UNetMotionModel takes one caption embedding per frame, as AnimateDiffPipeline gives it
+            return unet(noisy, timesteps, texts.repeat_interleave(noisy.shape[2], dim=0)).sample
+
+        scheduler = noise_schedule(base_components["scheduler"], block["beta_schedule"])
+        losses, complete = train_denoiser(
+            denoiser, unet, data, scheduler, settings, video["num_frames"], checkpoints, first_frame_given=False,
+            device=device, stop_after=stop_after, desc=f"finetune {self.name}")
+        return unet.eval(), losses, complete
+
+    def save(self, trained, out_dir, info):
+        from diffusers import AnimateDiffPipeline
+        from diffusers.utils import convert_state_dict_to_diffusers
+        from peft.utils import get_peft_model_state_dict
+
+        from ..training.loop import save_trained
+
+        layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(trained))
+        save_trained(lambda folder: AnimateDiffPipeline.save_lora_weights(folder, unet_lora_layers=layers,
+                                                                           safe_serialization=True), out_dir, info)
+
+
+class AnimateDiff(Method):
+    """Sampled with diffusers' ``AnimateDiffPipeline`` over the base components and the motion
+    adapter (and the fine-tuned MotionLoRA, when the method has a training)."""
+
+    def load(self, model_dirs, adapter_dir, device):
+        from diffusers import AnimateDiffPipeline, MotionAdapter
+
+        parts = super().load(model_dirs, adapter_dir, device)
+        motion_adapter = MotionAdapter.from_pretrained(model_dirs["motion_adapter"])
+        pipe = AnimateDiffPipeline(**parts, motion_adapter=motion_adapter).to(device)
+        if self.training is not None:
+            pipe.load_lora_weights(adapter_dir, adapter_name=LORA_NAME)
+        pipe.set_progress_bar_config(desc=f"{self.name} denoising")
+        return pipe
+
+    def sample(self, loaded, prompt, generator, video, sampling, first_frame=None):
+        from ..sampling import to_uint8
+
+        settings = sampling[self.name]
+        loaded.scheduler = noise_schedule(loaded.scheduler, settings["beta_schedule"])
+        if self.training is not None:
+            loaded.set_adapters([LORA_NAME], [settings["lora_scale"]])
+        result = loaded(
+            prompt=prompt, num_frames=video["num_frames"], height=video["height"], width=video["width"],
+            num_inference_steps=sampling["num_inference_steps"], guidance_scale=settings["guidance_scale"],
+            generator=generator, output_type="np",
+        )
+        return to_uint8(result.frames[0])
+
+
+MOTIONLORA_TRAINING = MotionLoraTraining(
+    "motionlora", "a LoRA on AnimateDiff's motion modules (MotionLoRA), plain diffusion loss on all frames",
+    models=("base", "motion_adapter"))
+_ADAPTER_NOTE = ("the motion adapter (models.motion_adapter; guoyww/animatediff-motion-adapter-v1-5-2 in the paper "
+                 "config) was trained with SD-1.5 and runs here on the study's base model (SD-1.4)")
+ANIMATEDIFF = AnimateDiff(
+    "animatediff", "AnimateDiff", "zero-shot: the base model plus a pretrained motion adapter (diffusers' pipeline)",
+    models=("base", "motion_adapter"), deviation=f"AnimateDiff: {_ADAPTER_NOTE}")
+ANIMATEDIFF_MOTIONLORA = AnimateDiff(
+    "animatediff_motionlora", "AnimateDiff + MotionLoRA",
+    "AnimateDiff with a MotionLoRA fine-tuned per motion on the few-shot clips",
+    models=("base", "motion_adapter"), training=MOTIONLORA_TRAINING,
+    deviation="AnimateDiff + MotionLoRA: as AnimateDiff; MotionLoRA's training code was not released, its "
+              "settings are the paper's (2,000 steps) and those of AnimateDiff's motion-module training")
+
+METHODS = (ANIMATEDIFF, ANIMATEDIFF_MOTIONLORA)
