@@ -84,7 +84,10 @@ def _training_batch(data: TrainingSet, rng, settings: dict, window: int, weighti
         weights.append(w)
         texts.append(data.texts[index])
     stacked_weights = torch.stack(weights) if weighting is not None else None
-    return torch.stack(x0s), stacked_weights, torch.stack(texts).to(device), index
+    # One window keeps its latents' memory layout, which torch.randn_like follows: the noise
+    # of a one-clip batch is drawn exactly as before batches existed (LAMP's numbers unchanged).
+    x0 = x0s[0][None] if len(x0s) == 1 else torch.stack(x0s)
+    return x0, stacked_weights, torch.stack(texts).to(device), index
 
 
 def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: TrainingSet, scheduler, settings: dict,
