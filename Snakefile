@@ -21,6 +21,7 @@ include: "rules/finetune.smk"
 include: "rules/sample.smk"
 include: "rules/evaluate.smk"
 include: "rules/grids.smk"
+include: "rules/disk_usage.smk"
 
 
 rule all:

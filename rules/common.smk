@@ -96,6 +96,13 @@ def report_notes():
     for name in EVALUATORS:
         defined = [m.description for m in metrics(name) if m.in_tables]
         notes.append(f"{get_evaluator(name).description}: " + "; ".join(defined) + ".")
+    for name, training in TRAININGS.items():
+        loop = training.loop_settings(finetune_settings(name))
+        notes.append(
+            f"Fine-tuned model {name} ({training.description}): {loop['steps']} steps, "
+            f"learning rate {loop['learning_rate']}, {loop['batch_size']} clip(s) per step, "
+            f"stored in {config['finetune']['save_dtype']}"
+        )
     return notes
 
 
@@ -120,9 +127,14 @@ def training_prompt(motion):
 
 def finetune_settings(trained):
     """Common fine-tuning settings plus this fine-tuned model's own block only (not the other
-    models' blocks: editing one re-trains only that one)."""
+    models' blocks: editing one re-trains only that one). keep_checkpoints is left out: the
+    script reads it from the config, so that switching it re-trains nothing."""
     blocks = trainings()  # every registered fine-tuned model has a block in the schema
-    common = {k: v for k, v in config["finetune"].items() if k not in blocks}
+    common = {
+        k: v
+        for k, v in config["finetune"].items()
+        if k not in blocks and k != "keep_checkpoints"
+    }
     return {**common, trained: config["finetune"][trained]}
 
 
@@ -226,8 +238,29 @@ def get_metric_tables(wildcards=None):
     ]
 
 
+def disk_stages():
+    """The folders (or glob patterns) of each stage's outputs, for rule disk_usage."""
+    finetune = f"{RESULTS}/finetune/*/*"
+    return {
+        "models": [MODELS],
+        "data": [DATA],
+        "masks": [f"{RESULTS}/masks"],
+        "fine-tuned models": [f"{finetune}/adapter", f"{finetune}/loss.*"],
+        "fine-tuning checkpoints": [f"{finetune}/checkpoints"],
+        "samples": [f"{RESULTS}/samples"],
+        "metrics": [f"{RESULTS}/metrics"],
+        "grids": [f"{RESULTS}/grids"],
+        "tables and plots": [
+            f"{RESULTS}/table.*",
+            f"{RESULTS}/motions.md",
+            f"{RESULTS}/plots",
+        ],
+        "logs and benchmarks": [LOGS, BENCHMARKS],
+    }
+
+
 def get_final_outputs():
-    tables = ["table.csv", "table.md", "table.tex", "motions.md"]
+    tables = ["table.csv", "table.md", "table.tex", "motions.md", "disk_usage.csv"]
     plots = ["metrics", "motion_heatmap", "alignment_vs_diversity"]
     return [f"{RESULTS}/{name}" for name in tables] + [
         f"{RESULTS}/plots/{name}.{kind}" for name in plots for kind in ("png", "svg")

@@ -29,17 +29,19 @@ def clips(tmp_path_factory):
     return synthesize_motion_clips(tmp_path_factory.mktemp("clips"), "shape_right", "square", 0, 2, 5, 32, 32)
 
 
-def finetune_settings(config, steps=4, **motionlora):
-    settings = {**config["finetune"], "checkpoint_every": 2, "mixed_precision": "no", "gradient_checkpointing": False}
+def finetune_settings(config, steps=4, save_dtype="fp32", **motionlora):
+    settings = {**config["finetune"], "checkpoint_every": 2, "mixed_precision": "no", "gradient_checkpointing": False,
+                "save_dtype": save_dtype}
     settings["motionlora"] = {**settings["motionlora"], "steps": steps, "rank": 4, "batch_size": 2,
                               "learning_rate": 1e-2, **motionlora}
     return settings
 
 
-def motionlora(tiny_model_dir, clips, config, out_dir, checkpoints, **kwargs):
+def motionlora(tiny_model_dir, clips, config, out_dir, checkpoints, save_dtype="fp32", **kwargs):
     return get_training("motionlora").finetune(
         load_base_components(tiny_model_dir / "base"), clips, PROMPT, out_dir, checkpoints, VIDEO,
-        finetune_settings(config), model_dirs={"motion_adapter": tiny_model_dir / "motion_adapter"}, **kwargs)
+        finetune_settings(config, save_dtype=save_dtype), model_dirs={"motion_adapter": tiny_model_dir / "motion_adapter"},
+        **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +139,15 @@ def test_killed_motionlora_finetuning_resumes_from_its_checkpoint(tiny_model_dir
     a = load_file(tmp_path / "whole" / "pytorch_lora_weights.safetensors")
     b = load_file(tmp_path / "killed" / "pytorch_lora_weights.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_motionlora_stored_in_fp16_samples_as_the_fp32_one(tiny_model_dir, clips, config, lora_dir, tmp_path):
+    motionlora(tiny_model_dir, clips, config, tmp_path / "fp16", tmp_path / "checkpoints", save_dtype="fp16")
+    half = load_file(tmp_path / "fp16" / "pytorch_lora_weights.safetensors")
+    full = load_file(lora_dir / "pytorch_lora_weights.safetensors")
+    assert half.keys() == full.keys() and all(v.dtype == torch.float16 for v in half.values())
+    assert all(torch.allclose(half[k].float(), full[k], rtol=1e-3, atol=1e-4) for k in full)
+    a = ours("animatediff_motionlora", tiny_model_dir, config, 0, lora_dir)
+    b = ours("animatediff_motionlora", tiny_model_dir, config, 0, tmp_path / "fp16")
+    difference = np.abs(a.astype(int) - b.astype(int))
+    assert difference.mean() <= 1.0 and difference.max() <= 8

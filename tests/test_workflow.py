@@ -84,6 +84,11 @@ def test_demo_runs_end_to_end_and_reruns_nothing(demo_run):
     assert len(list((results / "grids").glob("*/*_seed0.mp4"))) == 4
     assert len(list((results / "grids" / "contact_sheets").glob("*/*.png"))) == 1
     assert "Nothing to be done" in run_snakemake(demo_run, "all", "--cores", "2", *DEMO, "-n")
+    # where the disk went: completed fine-tunings left no checkpoint behind
+    usage = pd.read_csv(results / "disk_usage.csv").set_index("stage")["bytes"]
+    assert usage["fine-tuning checkpoints"] == 0 and usage["fine-tuned models"] > 0 and usage["samples"] > 0
+    assert usage["total"] == usage.drop("total").sum()
+    assert not list((results / "finetune").glob("*/*/checkpoints"))
 
 
 @pytest.mark.slow
@@ -111,7 +116,7 @@ def test_editing_one_method_reruns_only_that_method(demo_run):
     jobs = scheduled_jobs(run_snakemake(demo_run, *edited_demo(demo_run, "lamp_guidance", edit)))
     prompts = [p.parent.name for p in (demo_run / "results/tiny/samples/lamp").glob("*/*/seed0.mp4")]
     motions = [p.parent.parent.name for p in (demo_run / "results/tiny/samples/lamp").glob("*/*/seed0.mp4")]
-    expected = {("aggregate", ""), ("all", ""), ("contact_sheet", _expected_sheet(jobs))}
+    expected = {("aggregate", ""), ("disk_usage", ""), ("all", ""), ("contact_sheet", _expected_sheet(jobs))}
     for motion, prompt in zip(motions, prompts):
         expected.add(_expected("sample", method="lamp", motion=motion, prompt_id=prompt))
         expected.add(_expected("evaluate", method="lamp", motion=motion, prompt_id=prompt))
@@ -126,7 +131,7 @@ def test_editing_a_motionlora_setting_reruns_only_its_finetuning_sampling_and_ev
 
     jobs = scheduled_jobs(run_snakemake(demo_run, *edited_demo(demo_run, "motionlora_rank", edit)))
     samples = sorted((demo_run / "results/tiny/samples/animatediff_motionlora").glob("*/*/seed0.mp4"))
-    expected = {("aggregate", ""), ("all", ""), ("contact_sheet", _expected_sheet(jobs))}
+    expected = {("aggregate", ""), ("disk_usage", ""), ("all", ""), ("contact_sheet", _expected_sheet(jobs))}
     for motion in ("shape_right", "shape_up"):
         expected.add(_expected("finetune", trained="motionlora", motion=motion))
     for sample in samples:
@@ -135,6 +140,14 @@ def test_editing_a_motionlora_setting_reruns_only_its_finetuning_sampling_and_ev
                      _expected("evaluate", method="animatediff_motionlora", **prompt),
                      _expected("grid", **prompt, seed=0)}
     assert len(samples) == 4 and jobs == expected
+
+
+@pytest.mark.slow
+def test_switching_keep_checkpoints_reruns_nothing(demo_run):
+    def edit(config):
+        config["finetune"]["keep_checkpoints"] = True
+
+    assert "Nothing to be done" in run_snakemake(demo_run, *edited_demo(demo_run, "keep", edit))
 
 
 def _expected_sheet(jobs):
@@ -153,7 +166,7 @@ def test_adding_a_prompt_runs_only_its_jobs(demo_run):
     assert all("prompt_id=a_yellow_circle_floats_up-" in w for w in new)
     prompt_id = re.search(r"prompt_id=(\S+)", next(iter(new))).group(1).rstrip(",")
     motion = {"motion": "shape_up", "prompt_id": prompt_id}
-    expected = {("aggregate", ""), ("all", ""), _expected("prepare_first_frame", **motion),
+    expected = {("aggregate", ""), ("disk_usage", ""), ("all", ""), _expected("prepare_first_frame", **motion),
                 _expected("grid", **motion, seed=0)}
     for method in DEFAULT_METHODS:
         expected |= {_expected("sample", method=method, **motion), _expected("evaluate", method=method, **motion)}
@@ -175,7 +188,7 @@ def test_changing_mask_settings_reruns_ours_but_not_lamp_or_baselines(demo_run):
     assert sampled == {"ours_noise", "ours_latents"} and len(by_rule["sample"]) == 8
     assert len(by_rule["evaluate"]) == 8 and len(by_rule["grid"]) == 4
     assert set(by_rule) == {"extract_masks", "finetune", "sample", "evaluate", "grid", "contact_sheet",
-                            "aggregate", "all"}
+                            "aggregate", "disk_usage", "all"}
 
 
 def _run_until(workdir, args, ready, timeout=300):
@@ -218,6 +231,7 @@ def test_killed_finetuning_resumes_from_its_checkpoint(workflow_copy):
     assert resumed >= 10
     losses = pd.read_csv(run_dir / "loss.csv")
     assert len(losses) == 60 and (run_dir / "adapter").is_dir()
+    assert not (run_dir / "checkpoints").exists()  # removed once the adapter was written
 
 
 def test_paper_dag_dry_runs_with_every_job(workflow_copy):

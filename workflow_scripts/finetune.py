@@ -22,5 +22,7 @@ losses = training.finetune(
     snakemake.output.adapter, params.checkpoints, params.video, params.finetune,
     mask_paths=masks, model_dirs={model: snakemake.input[model] for model in training.models},
     device=device,
+    # from the config, not a param: switching it must not re-run the fine-tuning
+    keep_checkpoints=snakemake.config["finetune"]["keep_checkpoints"],
 )
 write_loss_curve(losses, snakemake.output.loss_csv, snakemake.output.loss_png)

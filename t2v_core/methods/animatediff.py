@@ -70,14 +70,15 @@ class MotionLoraTraining(Training):
             device=device, stop_after=stop_after, desc=f"finetune {self.name}")
         return unet.eval(), losses, complete
 
-    def save(self, trained, out_dir, info):
+    def save(self, trained, out_dir, dtype, info):
         from diffusers import AnimateDiffPipeline
         from diffusers.utils import convert_state_dict_to_diffusers
         from peft.utils import get_peft_model_state_dict
 
         from ..training.loop import save_trained
 
-        layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(trained))
+        layers = {key: value.to(dtype) for key, value in
+                  convert_state_dict_to_diffusers(get_peft_model_state_dict(trained)).items()}
         save_trained(lambda folder: AnimateDiffPipeline.save_lora_weights(folder, unet_lora_layers=layers,
                                                                            safe_serialization=True), out_dir, info)
 

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 log = logging.getLogger(__name__)
+
+#: ``finetune.save_dtype``: the precision a fine-tuned model is stored in (loaded as float32).
+SAVE_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 #: How a video method gives the first frame: "latents" = the prompt's first-frame image, VAE
 #: encoded and kept fixed (the workflow prepares one per prompt); "noise" = denoised from noise
@@ -49,8 +53,10 @@ class Training:
 
     def finetune(self, base_components: dict, clip_paths: list, prompt: str | list[str], out_dir,
                  checkpoint_root, video: dict, finetune: dict, mask_paths: list | None = None,
-                 model_dirs: Mapping[str, Path] | None = None, device="cpu", stop_after: int | None = None) -> list[float]:
-        """Fine-tune on one motion's clips; save the fine-tuned model to ``out_dir``.
+                 model_dirs: Mapping[str, Path] | None = None, device="cpu", stop_after: int | None = None,
+                 keep_checkpoints: bool = False) -> list[float]:
+        """Fine-tune on one motion's clips; save the fine-tuned model to ``out_dir`` (in
+        ``finetune["save_dtype"]``), then remove the run's checkpoints unless ``keep_checkpoints``.
 
         ``finetune`` holds the common settings and this training's block ``finetune[self.name]``;
         ``prompt`` is the caption of every clip or one caption per clip; ``model_dirs`` the
@@ -73,9 +79,15 @@ class Training:
         trained, losses, complete = self.train(base_components, dict(model_dirs or {}), data, video, finetune,
                                                Checkpoints(checkpoint_root, fingerprint), device, stop_after)
         if complete:
-            self.save(trained, out_dir, {
+            dtype = getattr(torch, SAVE_DTYPES[finetune["save_dtype"]])
+            self.save(trained, out_dir, dtype, {
                 "method": self.name, "prompt": prompt, "steps": self.loop_settings(finetune)["steps"],
-                "clips": [str(p) for p in clip_paths], "final_loss": losses[-1] if losses else math.nan})
+                "save_dtype": finetune["save_dtype"], "clips": [str(p) for p in clip_paths],
+                "final_loss": losses[-1] if losses else math.nan})
+            if not keep_checkpoints:
+                # the model is written: its checkpoints (trained parameters and AdamW's two
+                # moments, ~3x the model) are only needed to continue training
+                shutil.rmtree(checkpoint_root, ignore_errors=True)
         return losses
 
     def train(self, base_components: dict, model_dirs: dict, data, video: dict, finetune: dict, checkpoints,
@@ -92,10 +104,11 @@ class Training:
         )
         return adapter, losses, complete
 
-    def save(self, trained, out_dir, info: dict) -> None:
+    def save(self, trained, out_dir, dtype, info: dict) -> None:
+        """Write the fine-tuned model to ``out_dir``, its weights in ``dtype``."""
         from ..training.loop import save_adapter
 
-        save_adapter(trained, out_dir, info)
+        save_adapter(trained.to(dtype), out_dir, info)
 
 
 @dataclass(frozen=True)

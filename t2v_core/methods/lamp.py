@@ -11,11 +11,14 @@ class AdapterMethod(Method):
     """A method that samples a fine-tuned temporal adapter (LAMP, and Ours in both modes)."""
 
     def load(self, model_dirs, adapter_dir, device):
+        import torch
+
         from ..pipeline import FirstFrameVideoPipeline
         from ..video_unet import TemporalAdapter
 
         parts = super().load(model_dirs, adapter_dir, device)
-        adapter = TemporalAdapter.from_pretrained(adapter_dir).to(device).eval()
+        # stored in finetune.save_dtype; sampled in float32
+        adapter = TemporalAdapter.from_pretrained(adapter_dir, torch_dtype=torch.float32).to(device).eval()
         pipe = FirstFrameVideoPipeline(**parts, adapter=adapter)
         pipe.set_progress_bar_config(desc=f"{self.name} denoising")
         return pipe

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 #: Settings that a checkpoint stays valid across: with a constant learning rate and one seed,
 #: the first N steps of a longer run are the same steps, so more steps can resume.
-RESUMABLE_ACROSS = ("steps", "checkpoint_every")
+RESUMABLE_ACROSS = ("steps", "checkpoint_every", "keep_checkpoints", "save_dtype")
 #: The trained parameters of a checkpoint, by name: only what the run trains (a temporal
 #: adapter's trainable part, a LoRA), never the frozen models around it.
 TRAINED_FILE = "trained.safetensors"
