@@ -36,8 +36,8 @@ def test_unknown_key_is_rejected_by_name():
 
 def test_unknown_method_is_rejected_by_name():
     config = demo_config()
-    config["methods"] = ["lamp", "animatediff"]
-    with pytest.raises(ConfigError, match="animatediff"):
+    config["methods"] = ["lamp", "modelscope_t2v"]
+    with pytest.raises(ConfigError, match="modelscope_t2v"):
         validate_config(config)
 
 

@@ -12,6 +12,7 @@ import time
 
 import pandas as pd
 import pytest
+import yaml
 
 from slurm_cluster import MARK, SYSTEM_CONF, single_node_slurm, slurm_available
 
@@ -50,7 +51,8 @@ def test_demo_through_the_slurm_profile(workflow_copy, slurm_env):
     assert result.returncode == 0, output[-6000:]
     print(f"demo through SLURM in {time.monotonic() - start:.0f} s")
     table = pd.read_csv(workflow_copy / "results" / "tiny" / "table.csv")
-    assert len(table) == 5 and table["alignment"].notna().all()
+    methods = yaml.safe_load((workflow_copy / "config" / "schema.yaml").read_text())["properties"]["methods"]["default"]
+    assert list(table["method"]) == methods and table["alignment"].notna().all()
     # Every job that is not a local rule ran as a SLURM job: squeue keeps finished jobs
     # (MinJobAge) and the plugin writes one log per SLURM job.
     listed = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i %T %j"], env=slurm_env,

@@ -175,7 +175,8 @@ def test_finetuning_takes_one_caption_per_clip(base_parts, tmp_path):
     captions = clip_captions(tmp_path / "train", clips)
     video = {"num_frames": 4, "height": 32, "width": 32}
     finetune = {"steps": 2, "learning_rate": 1e-3, "checkpoint_every": 10, "seed": 0, "random_flip": False,
-                "mixed_precision": "no", "gradient_checkpointing": False, "lamp": {"init": "reference"}}
+                "mixed_precision": "no", "gradient_checkpointing": False, "save_dtype": "fp32",
+                "lamp": {"init": "reference"}}
     lamp = get_training("lamp")
     lamp.finetune(base_parts, clips, captions, tmp_path / "adapter", tmp_path / "ckpt", video, finetune)
     assert (tmp_path / "adapter" / "config.json").exists()

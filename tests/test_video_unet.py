@@ -176,7 +176,8 @@ def test_training_a_video_model_leaves_the_unet_usable_by_other_pipelines(tiny_m
     parts = load_base_components(tiny_model_dir / "base")
     clips = synthesize_motion_clips(tmp_path / "clips", "shape_right", "square", 0, 2, 4, 32, 32)
     finetune = {"steps": 2, "learning_rate": 1e-3, "checkpoint_every": 10, "seed": 0, "random_flip": False,
-                "mixed_precision": "no", "gradient_checkpointing": False, "lamp": {"init": "reference"}}
+                "mixed_precision": "no", "gradient_checkpointing": False, "save_dtype": "fp32",
+                "lamp": {"init": "reference"}}
     processors = hooks_and_processors(parts["unet"])
     get_training("lamp").finetune(parts, clips, "a square", tmp_path / "adapter", tmp_path / "ckpt",
                                   {"num_frames": 3, "height": 32, "width": 32}, finetune)
