@@ -108,7 +108,7 @@ def test_only_the_lora_trains_and_the_base_unet_is_untouched(tiny_model_dir, cli
 
     parts = load_base_components(tiny_model_dir / "base")
     base_before = {k: v.clone() for k, v in parts["unet"].state_dict().items()}
-    reference, _ = motion_unet(parts["unet"], tiny_model_dir / "motion_adapter")
+    reference = motion_unet(parts["unet"], tiny_model_dir / "motion_adapter")
     data = prepare_training_set(parts, clips, PROMPT, VIDEO)
     torch.manual_seed(0)
     trained, losses, complete = get_training("motionlora").train(

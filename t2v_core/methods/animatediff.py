@@ -24,7 +24,7 @@ def motion_unet(base_unet, motion_adapter_dir, device="cpu"):
     from diffusers import MotionAdapter, UNetMotionModel
 
     motion_adapter = MotionAdapter.from_pretrained(motion_adapter_dir)
-    return UNetMotionModel.from_unet2d(base_unet, motion_adapter).to(device), motion_adapter
+    return UNetMotionModel.from_unet2d(base_unet, motion_adapter).to(device)
 
 
 def noise_schedule(scheduler, beta_schedule: str):
@@ -50,7 +50,7 @@ class MotionLoraTraining(Training):
 
         block = finetune[self.name]
         settings = self.loop_settings(finetune)
-        unet, _ = motion_unet(base_components["unet"], model_dirs["motion_adapter"], device)
+        unet = motion_unet(base_components["unet"], model_dirs["motion_adapter"], device)
         unet.requires_grad_(False)
         # lora_alpha = rank: the LoRA's update is added at scale 1, as AnimateDiff's MotionLoRA
         # (W + up @ down, no division by the rank), and as load_lora_weights reads it back.
