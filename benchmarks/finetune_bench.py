@@ -215,16 +215,14 @@ def motionlora_step(parts, size, cfg, device, rank=64) -> dict:
     the LoRA (AnimateDiff's rank 64) on the motion modules of a UNetMotionModel, every frame
     noised, cached posterior and text; time, peak memory and trainable parameters."""
     from diffusers import UNetMotionModel
-    from peft import LoraConfig
 
-    from t2v_core.methods.animatediff import MOTION_LORA_TARGETS
+    from t2v_core.methods.animatediff import add_motion_lora
 
     from .common import build_motion_adapter
 
     unet = UNetMotionModel.from_unet2d(parts["unet"], build_motion_adapter(size, device)).to(device)
-    unet.requires_grad_(False)
     torch.manual_seed(0)
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=MOTION_LORA_TARGETS))
+    add_motion_lora(unet, rank)
     if device.startswith("cuda"):
         unet.enable_gradient_checkpointing()
     unet.train()

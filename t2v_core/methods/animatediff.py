@@ -27,6 +27,18 @@ def motion_unet(base_unet, motion_adapter_dir, device="cpu"):
     return UNetMotionModel.from_unet2d(base_unet, motion_adapter).to(device)
 
 
+def add_motion_lora(unet, rank: int) -> None:
+    """A frozen ``unet`` gets a trainable LoRA of ``rank`` on :data:`MOTION_LORA_TARGETS`.
+
+    lora_alpha = rank: the LoRA's update is added at scale 1, as AnimateDiff's MotionLoRA
+    (W + up @ down, no division by the rank), and as load_lora_weights reads it back."""
+    from peft import LoraConfig
+
+    unet.requires_grad_(False)
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                target_modules=MOTION_LORA_TARGETS))
+
+
 def noise_schedule(scheduler, beta_schedule: str):
     """``scheduler``'s class and settings with the betas of ``beta_schedule`` (AnimateDiff trains
     and samples with "linear"; Stable Diffusion's own is "scaled_linear")."""
@@ -44,18 +56,12 @@ class MotionLoraTraining(Training):
         return {**finetune, **{key: block[key] for key in own}}
 
     def train(self, base_components, model_dirs, data, video, finetune, checkpoints, device, stop_after):
-        from peft import LoraConfig
-
         from ..training.loop import train_denoiser
 
         block = finetune[self.name]
         settings = self.loop_settings(finetune)
         unet = motion_unet(base_components["unet"], model_dirs["motion_adapter"], device)
-        unet.requires_grad_(False)
-        # lora_alpha = rank: the LoRA's update is added at scale 1, as AnimateDiff's MotionLoRA
-        # (W + up @ down, no division by the rank), and as load_lora_weights reads it back.
-        unet.add_adapter(LoraConfig(r=block["rank"], lora_alpha=block["rank"], init_lora_weights="gaussian",
-                                    target_modules=MOTION_LORA_TARGETS))
+        add_motion_lora(unet, block["rank"])
         if settings["gradient_checkpointing"] and device != "cpu":
             unet.enable_gradient_checkpointing()
         unet.train()
