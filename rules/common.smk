@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
 sys.path.insert(0, workflow.basedir)
 
 from t2v_core.config import validate_config
@@ -10,7 +12,7 @@ from t2v_core.data.sources import benchmark_key, generated_source
 from t2v_core.data.validation import load_manifest
 from t2v_core.methods import get_method, trainings
 from t2v_core.metrics.registry import evaluators_for, get_evaluator, metrics
-from t2v_core.models.prepare import MODEL_KINDS, get_model_source
+from t2v_core.models.prepare import MODEL_KINDS, get_model_source, models_dir_conflicts
 from t2v_core.prompts import prompt_table
 
 # Validate against config/schema.yaml, fill defaults, reject unknown keys (all errors at once).
@@ -112,6 +114,19 @@ def used_model_kinds():
     kinds |= {kind for training in TRAININGS.values() for kind in training.models}
     kinds |= {kind for name in EVALUATORS for kind in get_evaluator(name).models}
     return sorted(kinds)
+
+
+def check_models_dir():
+    """Stop before anything runs if this experiment would replace another one's models."""
+    wanted = {kind: model_settings(kind) for kind in used_model_kinds()}
+    conflicts = models_dir_conflicts(MODELS, config["experiment"], wanted)
+    if conflicts:
+        raise WorkflowError(
+            f"models.dir {MODELS!r} holds another experiment's models:\n  "
+            + "\n  ".join(conflicts)
+            + f"\nGive experiment {config['experiment']!r} its own models.dir (e.g. "
+            f"{config['results_dir']}/{config['experiment']}/models), or delete those folders."
+        )
 
 
 def report_deviations():
@@ -265,3 +280,6 @@ def get_final_outputs():
     return [f"{RESULTS}/{name}" for name in tables] + [
         f"{RESULTS}/plots/{name}.{kind}" for name in plots for kind in ("png", "svg")
     ]
+
+
+check_models_dir()

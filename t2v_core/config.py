@@ -11,7 +11,6 @@ import jsonschema
 import yaml
 
 from .plugins import load_plugins
-from .prompts import prompt_id
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
@@ -84,13 +83,10 @@ def _check_semantics(config: dict, source: str) -> None:
     if duplicates:
         problems.append(f"  motions: duplicate motion names {duplicates}")
     for motion in config["motions"]:
-        ids = [prompt_id(p) for p in motion["prompts"]]
-        if len(set(ids)) != len(ids):
-            problems.append(f"  motions.{motion['name']}.prompts: duplicate prompts")
-    for motion in config["motions"]:
-        given = [k for k in ("url", "gdrive_id", "local_dir") if motion["source"].get(k)]
-        if len(given) > 1:
-            problems.append(f"  motions.{motion['name']}.source: set only one of {given}")
+        for prompt in sorted({p for p in motion["prompts"] if motion["prompts"].count(p) > 1}):
+            problems.append(f"  motions.{motion['name']}.prompts: {prompt!r} is given "
+                            f"{motion['prompts'].count(prompt)} times")
+    problems += _clip_source_problems(config)
     if config["masks"]["strategy"] == "clip_subject":
         nameless = [m["name"] for m in config["motions"] if not m["subject"].strip()]
         if nameless:
@@ -114,6 +110,33 @@ def _check_semantics(config: dict, source: str) -> None:
         problems += check(config)
     if problems:
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(problems))
+
+
+def _clip_source_problems(config: dict) -> list[str]:
+    """Where the training clips come from must be unambiguous and exist: one source per motion,
+    none with a generated data source (which would ignore it), local folders that are there."""
+    from .data.sources import data_source_names, generated_source
+
+    problems = []
+    source = config["data"]["source"]
+    generated = source in data_source_names() and generated_source(source) is not None
+    if generated and config["data"]["local_dir"]:
+        problems.append(f"  data.local_dir: {config['data']['local_dir']!r} would be ignored: data.source "
+                        f"{config['data']['source']!r} generates its clips (use data.source: lamp for your own)")
+    elif config["data"]["local_dir"] and not Path(config["data"]["local_dir"]).is_dir():
+        problems.append(f"  data.local_dir: folder {config['data']['local_dir']!r} does not exist")
+    for motion in config["motions"]:
+        where = f"  motions.{motion['name']}.source"
+        given = [k for k in ("url", "gdrive_id", "local_dir") if motion["source"].get(k)]
+        if len(given) > 1:
+            problems.append(f"{where}: set only one of {given}")
+        elif given and generated:
+            problems.append(f"{where}: {given[0]} {motion['source'][given[0]]!r} would be ignored: data.source "
+                            f"{config['data']['source']!r} generates every motion's clips (use data.source: lamp "
+                            f"for your own)")
+        elif given == ["local_dir"] and not Path(motion["source"]["local_dir"]).is_dir():
+            problems.append(f"{where}.local_dir: folder {motion['source']['local_dir']!r} does not exist")
+    return problems
 
 
 def _registry_problems(config: dict) -> list[str]:

@@ -19,6 +19,8 @@ from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
+#: The client errors worth another attempt (timeout, rate limit); every other 4xx is final.
+RETRIED_CLIENT_ERRORS = (408, 429)
 
 
 class DownloadError(RuntimeError):
@@ -62,8 +64,9 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
                 return
             part.unlink()
             return _fetch_once(url, part, timeout, progress)
-        if response.status_code in (403, 404, 410):
-            raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
+        if 400 <= response.status_code < 500 and response.status_code not in RETRIED_CLIENT_ERRORS:
+            # a wrong URL, a missing file, no access: asking again gives the same answer
+            raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason} (not retried)")
         response.raise_for_status()
         if offset and response.status_code != 206:
             offset = 0  # the server ignored the range: restart from the beginning

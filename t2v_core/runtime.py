@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
 
+def _exit_on_sigterm(signum, frame):
+    # as an exception, so that `finally` and `except BaseException` blocks still run: a job
+    # killed by Snakemake or SLURM (SIGTERM) removes its temporary files (t2v_core.atomic)
+    raise SystemExit(128 + signum)
+
+
 def setup_job_logging(log_path: str | Path | None) -> None:
-    """Send logging, warnings and stderr (progress bars) of a job to its Snakemake log file."""
+    """Send logging, warnings and stderr (progress bars) of a job to its Snakemake log file;
+    clean up on SIGTERM."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     handlers = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)

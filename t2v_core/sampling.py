@@ -108,17 +108,16 @@ def diffusers_pipeline(cls, parts, device):
 
 
 def load_first_frame(path, height: int, width: int) -> np.ndarray:
-    """The first-frame image resized to (height, width); another aspect ratio is an error."""
+    """The first-frame image resized to (height, width); one that cannot be decoded, or of
+    another aspect ratio, is an error naming the file (see validate_first_frame)."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        w, h = image.size
-        if abs(w / h - width / height) > 0.01:
-            raise SamplingError(
-                f"{path}: first-frame image is {w}x{h} (WxH), whose aspect ratio differs from "
-                f"the video's {width}x{height}"
-            )
-        image = image.convert("RGB")
-        if (w, h) != (width, height):
-            image = image.resize((width, height), Image.BICUBIC)
-        return np.asarray(image)
+    from .data.validation import DataError, validate_first_frame
+
+    try:
+        image = validate_first_frame(path, height, width)
+    except DataError as error:
+        raise SamplingError(str(error)) from error
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.BICUBIC)
+    return np.asarray(image)

@@ -69,3 +69,56 @@ def test_key_order_of_a_config_file_does_not_matter():
     assert a == b and list(a) == list(b) == sorted(a)
     assert repr(a["video"]) == repr(b["video"])  # what Snakemake compares for params
     assert list(load_config(REPO / "config" / "tiny.yaml")["video"]) == sorted(config["video"])
+
+
+def _with(edit):
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    edit(config)
+    return config
+
+
+def test_own_clips_with_a_generated_data_source_are_refused_not_ignored(tmp_path):
+    # the demo's toy source generates every motion's clips: a local_dir there would be ignored
+    def own_clips(config):
+        config["motions"][0]["source"] = {"local_dir": str(tmp_path)}
+
+    with pytest.raises(ConfigError, match=r"motions.moves_right.source: local_dir .* would be ignored: "
+                                          r"data.source 'toy'"):
+        validate_config(_with(own_clips))
+    with pytest.raises(ConfigError, match=r"data.local_dir: .* would be ignored"):
+        validate_config(_with(lambda config: config["data"].update(local_dir=str(tmp_path))))
+
+    def lamp_source(config):
+        own_clips(config)
+        config["data"]["source"] = "lamp"
+        config["models"]["source"] = "tiny"
+
+    assert validate_config(_with(lamp_source))["motions"][0]["source"]["local_dir"] == str(tmp_path)
+
+
+def test_missing_local_dir_is_refused_by_name(tmp_path):
+    def missing(config):
+        config["data"]["source"] = "lamp"
+        config["models"]["source"] = "tiny"
+        config["motions"][1]["source"] = {"local_dir": str(tmp_path / "nowhere")}
+
+    with pytest.raises(ConfigError, match=r"motions.moves_up.source.local_dir: folder '.*nowhere' does not exist"):
+        validate_config(_with(missing))
+
+
+def test_duplicate_seeds_and_an_experiment_outside_results_are_refused():
+    with pytest.raises(ConfigError, match=r"sampling.seeds: \[0, 0\] has non-unique elements"):
+        validate_config(_with(lambda config: config["sampling"].update(seeds=[0, 0])))
+    for name in ("..", ".", "../elsewhere", "a/b"):
+        with pytest.raises(ConfigError, match="experiment: .* does not match"):
+            validate_config(_with(lambda config: config.update(experiment=name)))
+    assert validate_config(_with(lambda config: config.update(experiment="demo.v2")))["experiment"] == "demo.v2"
+
+
+def test_duplicate_prompts_are_named():
+    def twice(config):
+        config["motions"][0]["prompts"].append("a red square moves right on a black background")
+
+    with pytest.raises(ConfigError, match=r"motions.moves_right.prompts: 'a red square moves right on a black "
+                                          r"background' is given 2 times"):
+        validate_config(_with(twice))

@@ -115,11 +115,19 @@ def test_404_fails_at_once_with_url(server, tmp_path):
     assert leftovers(tmp_path / "missing.png") == []
 
 
-@pytest.mark.parametrize("failure", ["503", "always_drops"])
+@pytest.mark.parametrize("status", [400, 401, 403, 410])
+def test_other_permanent_client_errors_are_not_retried(server, tmp_path, item, status):
+    server.status = status
+    with pytest.raises(DownloadError, match=f"HTTP {status} .*not retried"):
+        download_file(server.url(item[0]), tmp_path / "x.png", retries=4, **FAST)
+    assert len(server.log) == 1
+
+
+@pytest.mark.parametrize("failure", ["503", "429", "always_drops"])
 def test_gives_up_after_exactly_retries(server, tmp_path, item, failure):
     path, data = item
-    if failure == "503":
-        server.status = 503
+    if failure in ("503", "429"):  # server trouble, rate limit: worth retrying
+        server.status = int(failure)
     else:
         server.drops = 10**6
     url, retries = server.url(path), 3

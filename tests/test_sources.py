@@ -154,6 +154,33 @@ def test_benchmark_first_frame_verified_against_the_manifest(http_server, tmp_pa
     assert not (tmp_path / "g.png").exists()
 
 
+def _png(width, height):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 40, 40)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("body, problem", [
+    (_png(512, 320)[:-200], r"cannot be decoded: .*truncated"),
+    (b"<!DOCTYPE html><html><body>Rate limit</body></html>", r"cannot be decoded \(it is an HTML page\)"),
+    (_png(320, 320), r"is 320x320 \(WxH\), whose aspect ratio differs from the video's 512x320"),
+    (_png(8, 5), r"is 8x5 \(WxH\), at least 16 pixels a side needed"),
+])
+def test_bad_first_frames_are_found_in_the_data_stage_and_named(http_server, tmp_path, body, problem):
+    # without a manifest sum (a user's own benchmark): only the image check can catch these
+    http_server.files["/benchmark/horse_run/a_red_horse_runs_in_the_sky.png"] = body
+    data = {"source": "lamp", "benchmark_url": http_server.url("/benchmark")}
+    out = tmp_path / "first_frames" / "f.png"
+    with pytest.raises(DataError, match=f"{out}: first-frame image {problem}"):
+        prepare_first_frame(data, {"name": "horse_run"}, "a red horse runs in the sky", out, 320, 512)
+    assert not out.exists()
+    http_server.files["/benchmark/horse_run/a_red_horse_runs_in_the_sky.png"] = _png(1024, 640)
+    prepare_first_frame(data, {"name": "horse_run"}, "a red horse runs in the sky", out, 320, 512)
+    assert out.is_file()
+
+
 def test_atomic_outputs_get_the_usual_permissions(tmp_path):
     from t2v_core.video_io import atomic_path
 

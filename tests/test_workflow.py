@@ -59,7 +59,11 @@ def demo_run(tmp_path_factory):
     """The demo, run once to completion in its own working directory."""
     workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
     start = time.monotonic()
-    run_snakemake(workdir, "all", "--cores", "2", *DEMO)
+    umask = os.umask(0o022)  # the usual umask: results must be readable by the group and others
+    try:
+        run_snakemake(workdir, "all", "--cores", "2", *DEMO)
+    finally:
+        os.umask(umask)
     print(f"demo ran in {time.monotonic() - start:.0f} s")
     return workdir
 
@@ -89,6 +93,29 @@ def test_demo_runs_end_to_end_and_reruns_nothing(demo_run):
     assert usage["fine-tuning checkpoints"] == 0 and usage["fine-tuned models"] > 0 and usage["samples"] > 0
     assert usage["total"] == usage.drop("total").sum()
     assert not list((results / "finetune").glob("*/*/checkpoints"))
+    # nothing private to its owner (safetensors and temporary folders are made 0600 / 0700)
+    private = [str(p.relative_to(results)) for p in results.rglob("*") if p.stat().st_mode & 0o044 != 0o044]
+    assert not private
+    assert list(results.rglob("*.safetensors"))
+
+
+@pytest.mark.slow
+def test_another_experiment_cannot_replace_the_models_of_this_one(demo_run):
+    # the toy demo pointed at the tiny experiment's models folder would replace its models
+    demo = yaml.safe_load((demo_run / "config" / "demo.yaml").read_text())
+    demo["models"]["dir"] = "results/tiny/models"
+    (demo_run / "shared_models.yaml").write_text(yaml.safe_dump(demo))
+    output = run_snakemake(demo_run, "all", "-n", "--configfile", "shared_models.yaml", check=False)
+    assert "models.dir 'results/tiny/models' holds another experiment's models" in output
+    assert "results/tiny/models/base was prepared by experiment 'tiny'" in output
+    # the same settings under another experiment's name share the folder (downloads are reused)
+    tiny = yaml.safe_load((demo_run / "config" / "tiny.yaml").read_text())
+    (demo_run / "renamed.yaml").write_text(yaml.safe_dump({**tiny, "experiment": "tiny_copy"}))
+    output = run_snakemake(demo_run, "all", "-n", "--configfile", "renamed.yaml")
+    assert "prepare_models" not in job_counts(output)
+    shipped = {name: yaml.safe_load((demo_run / "config" / f"{name}.yaml").read_text())["models"].get("dir")
+               for name in ("config", "demo", "tiny")}
+    assert len(set(shipped.values())) == 3
 
 
 @pytest.mark.slow

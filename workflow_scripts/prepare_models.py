@@ -3,4 +3,5 @@ from t2v_core.models.prepare import prepare_model
 from t2v_core.runtime import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
-prepare_model(snakemake.wildcards.model, snakemake.output[0], snakemake.params.models)
+# the experiment is read from the config, not a param: renaming an experiment re-prepares nothing
+prepare_model(snakemake.wildcards.model, snakemake.output[0], snakemake.params.models, snakemake.config["experiment"])

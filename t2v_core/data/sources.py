@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote, urlparse
 
+from ..atomic import replace_dir
 from ..download import download_file
 from ..plugins import Registry, missing_registration
 from .synthetic import synthesize_first_frame, synthesize_motion_clips
 from .validation import (
-    CHECKSUM_FILE, VIDEO_SUFFIXES, DataError, list_clips, validate_clips, verify_clip_checksums,
-    write_checksums,
+    CHECKSUM_FILE, VIDEO_SUFFIXES, DataError, list_clips, validate_clips, validate_first_frame,
+    verify_clip_checksums, write_checksums,
 )
 
 log = logging.getLogger(__name__)
@@ -96,13 +97,6 @@ register_data_source(GeneratedData(
 ))
 
 
-def _replace_dir(work: Path, out_dir: Path) -> None:
-    """Give the finished ``work`` folder its final name (nothing half-written ever has it)."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    work.rename(out_dir)
-
-
 def _work_dir(out_dir: Path, fresh: bool = True) -> Path:
     work = out_dir.with_name(f".{out_dir.name}.part")
     if fresh:
@@ -120,7 +114,7 @@ def download_lamp_fewshot(folder_id: str, out_dir: str | Path) -> None:
     files = gdown.download_folder(id=folder_id, output=str(work), quiet=False, resume=True)
     if not files:
         raise DataError(f"Google Drive folder {folder_id}: nothing downloaded")
-    _replace_dir(work, out_dir)
+    replace_dir(work, out_dir)
 
 
 def is_archive(name: str) -> bool:
@@ -157,7 +151,7 @@ def download_motion_source(source: dict, out_dir: str | Path, retries: int = 5) 
         if source.get("gdrive_kind", "folder") == "folder":
             if not gdown.download_folder(id=source["gdrive_id"], output=str(work), quiet=False):
                 raise DataError(f"Google Drive folder {source['gdrive_id']}: nothing downloaded")
-            _replace_dir(work, out_dir)
+            replace_dir(work, out_dir)
             return
         fetched = Path(gdown.download(id=source["gdrive_id"], output=str(work) + "/", quiet=False))
     else:
@@ -167,7 +161,7 @@ def download_motion_source(source: dict, out_dir: str | Path, retries: int = 5) 
         fetched.unlink()
     elif fetched.parent != work:
         shutil.move(fetched, work / fetched.name)
-    _replace_dir(work, out_dir)
+    replace_dir(work, out_dir)
 
 
 def find_motion_folder(root: str | Path, motion: str) -> Path:
@@ -204,7 +198,7 @@ def collect_motion_clips(source_dir: str | Path, motion: str, out_dir: str | Pat
     for clip in clips:
         shutil.copy2(clip, work / clip.name)
     write_checksums(list_clips(work), work / CHECKSUM_FILE)
-    _replace_dir(work, out_dir)
+    replace_dir(work, out_dir)
     return list_clips(out_dir)
 
 
@@ -220,7 +214,7 @@ def prepare_motion_clips(data: dict, motion: dict, out_dir, min_frames: int, sou
     work = _work_dir(out_dir)
     generated.write_clips(work, data, motion, fps)
     validate_clips(list_clips(work), min_frames, data["damaged_run"])
-    _replace_dir(work, out_dir)
+    replace_dir(work, out_dir)
     return list_clips(out_dir)
 
 
@@ -259,8 +253,14 @@ def prepare_first_frame(data: dict, motion: dict, prompt: str, out_path, height:
     generated = generated_source(data["source"])
     if generated is not None:
         generated.write_first_frame(out_path, data, motion, prompt, height, width)
-        return
-    url = f"{data['benchmark_url'].rstrip('/')}/{quote(motion['name'])}/{quote(benchmark_file_name(prompt))}"
-    if sha256 is None:
-        log.warning("%s: no sha256 in the data manifest; the download is not verified", url)
-    download_file(url, out_path, sha256=sha256)
+    else:
+        url = f"{data['benchmark_url'].rstrip('/')}/{quote(motion['name'])}/{quote(benchmark_file_name(prompt))}"
+        if sha256 is None:
+            log.warning("%s: no sha256 in the data manifest; the download is not verified", url)
+        download_file(url, out_path, sha256=sha256)
+    # checked here, in the data stage, not hours later when the fine-tuned models sample
+    try:
+        validate_first_frame(out_path, height, width)
+    except DataError:
+        Path(out_path).unlink()
+        raise

@@ -81,6 +81,30 @@ def validate_clips(paths: list[Path], min_frames: int, damaged_run: int = 0, min
         raise DataError("invalid training clips:\n  " + "\n  ".join(problems))
 
 
+def validate_first_frame(path: str | Path, height: int, width: int, min_size: int = 16):
+    """A first-frame image that sampling can use: it decodes completely (a truncated PNG or an
+    HTML page saved as .png does not), has at least ``min_size`` pixels a side, and the aspect
+    ratio of the ``width`` x ``height`` videos (it is resized, never cropped). Returns the
+    decoded RGB image (PIL); DataError naming the file otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()  # decodes every byte: a truncated file fails here, not at sampling
+            image = image.convert("RGB")
+    except (OSError, UnidentifiedImageError, SyntaxError) as error:
+        head = Path(path).read_bytes()[:64].lstrip().lower() if Path(path).is_file() else b""
+        what = " (it is an HTML page)" if head.startswith((b"<!doctype html", b"<html")) else ""
+        raise DataError(f"{path}: first-frame image cannot be decoded{what}: {error}") from error
+    w, h = image.size
+    if min(w, h) < min_size:
+        raise DataError(f"{path}: first-frame image is {w}x{h} (WxH), at least {min_size} pixels a side needed")
+    if abs(w / h - width / height) > 0.01:
+        raise DataError(f"{path}: first-frame image is {w}x{h} (WxH), whose aspect ratio differs from the "
+                        f"video's {width}x{height} (video.width x video.height)")
+    return image
+
+
 def load_manifest(path: str | Path | None) -> dict:
     """``{"benchmark": {"<motion>/<file>": sha256}, "fewshot": {motion: {file: sha256}}}``."""
     if path is None:

@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Callable
 
 from ..plugins import Registry
-from .layout import CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE, atomic_model_dir, write_marker
+from ..atomic import atomic_dir
+from .layout import CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE, write_marker
 
+#: Written into each prepared folder: the experiment that prepared it, and from which settings.
+PREPARED_FOR_FILE = "prepared_for.json"
 #: The models a run can prepare; a method or an evaluator names those it loads.
 MODEL_KINDS = ("base", "sam", "clip", "motion_adapter")
 
@@ -112,8 +115,10 @@ def download_clip(out_dir: Path, model_name: str, pretrained: str) -> None:
     write_marker(out_dir, {"kind": "download", "model_name": model_name, "pretrained": pretrained})
 
 
-def prepare_model(kind: str, out_dir: str | Path, models_config: dict) -> None:
-    """Create or download the model ``kind`` (one of MODEL_KINDS) into ``out_dir``.
+def prepare_model(kind: str, out_dir: str | Path, models_config: dict, experiment: str | None = None) -> None:
+    """Create or download the model ``kind`` (one of MODEL_KINDS) into ``out_dir``, from
+    ``models_config`` (the model source's settings of ``kind``); note in the folder which
+    experiment prepared it from which settings (see :func:`models_dir_conflicts`).
 
     Built in a temporary sibling folder and renamed when complete, so an interrupted
     download never leaves a folder that looks prepared.
@@ -121,8 +126,27 @@ def prepare_model(kind: str, out_dir: str | Path, models_config: dict) -> None:
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
     source = get_model_source(models_config["source"])
-    with atomic_model_dir(out_dir) as work:
+    with atomic_dir(out_dir) as work:
         source.prepare(kind, work, models_config)
+        (work / PREPARED_FOR_FILE).write_text(json.dumps({"experiment": experiment, "settings": models_config},
+                                                         indent=2, sort_keys=True))
+
+
+def models_dir_conflicts(models_dir: str | Path, experiment: str, settings: dict[str, dict]) -> list[str]:
+    """The prepared folders in ``models_dir`` that another experiment made from other settings
+    than ``settings`` (kind -> the model source's settings): preparing them again for this
+    experiment would replace that experiment's models and invalidate its results. Folders of
+    this experiment (its settings were edited) and of equal settings (shared downloads) are fine."""
+    conflicts = []
+    for kind, wanted in settings.items():
+        record = Path(models_dir, kind, PREPARED_FOR_FILE)
+        if not record.is_file():
+            continue
+        prepared = json.loads(record.read_text())
+        if prepared["experiment"] != experiment and prepared["settings"] != json.loads(json.dumps(wanted)):
+            conflicts.append(f"{record.parent} was prepared by experiment {prepared['experiment']!r} from "
+                             f"{prepared['settings']}, this experiment {experiment!r} needs {wanted}")
+    return conflicts
 
 
 def _download(kind: str, work: Path, models_config: dict) -> None:

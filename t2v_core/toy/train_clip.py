@@ -15,7 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.layout import CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, atomic_model_dir
+from ..atomic import atomic_dir
+from ..models.layout import CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE
 from .train_common import (
     STORAGE_DTYPE, LossLog, all_subjects, finish_model_dir, folder_megabytes, seeded_generator,
     warmup_cosine,
@@ -116,7 +117,7 @@ def train_clip(out_dir, seed: int = 0, settings: ClipSettings = ClipSettings(), 
         "eval_loss_after": evaluation_loss(model, pixels, caption_tokens, caption_index, evaluation),
         "settings": asdict(settings), "model_cfg": clip_config,
     }
-    with atomic_model_dir(out_dir) as work:
+    with atomic_dir(out_dir) as work:
         save_file({k: v.to(STORAGE_DTYPE).contiguous() for k, v in model.state_dict().items()}, work / CLIP_WEIGHTS_FILE)
         preprocess = {"size": image_size, "mean": list(open_clip.OPENAI_DATASET_MEAN),
                       "std": list(open_clip.OPENAI_DATASET_STD)}

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..grids import contact_sheet
-from ..models.layout import atomic_model_dir
+from ..atomic import atomic_dir
 from ..models.tiny import SD_SCHEDULER_CONFIG
 from ..models.tokenizer import write_clip_tokenizer_files
 from ..training.data import encode_clips
@@ -132,7 +132,7 @@ def train_vae(out_dir, seed: int = 0, settings: VaeSettings = VaeSettings()) -> 
         "held_out_l1_after": round(reconstruction_error(vae, held_out), 3),
         "latent_std": latent_std, "scaling_factor": 1.0 / latent_std, "settings": asdict(settings),
     }
-    with atomic_model_dir(out_dir) as work:
+    with atomic_dir(out_dir) as work:
         vae.save_pretrained(work, safe_serialization=True)
         metrics = finish_model_dir(work, "vae", seed, losses, metrics)
     metrics["megabytes"] = round(folder_megabytes(out_dir), 2)
@@ -197,7 +197,7 @@ def train_text_to_image(out_dir, vae_dir, seed: int = 0, settings: TextToImageSe
     # The posterior of every image once (mean, std), sampled at each step, as the fine-tuning loop does.
     posterior = encode_clips(vae, [uint8_to_unit_range(images)], "cpu", batch_size=64)[0].transpose(1, 2)
     latent_mean, latent_std = posterior[0], posterior[1]
-    with atomic_model_dir(out_dir) as work:
+    with atomic_dir(out_dir) as work:
         write_clip_tokenizer_files(work / "tokenizer")
         tokenizer = CLIPTokenizer.from_pretrained(work / "tokenizer")
         token_ids, empty_ids = tokenize(tokenizer, captions), tokenize(tokenizer, [""])[0]

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..models.layout import atomic_model_dir
+from ..atomic import atomic_dir
 from ..models.loading import load_base_components
 from ..sampling import encode_prompt
 from ..training.data import encode_clips
@@ -140,7 +140,7 @@ def train_motion_adapter(out_dir, base_dir, seed: int = 0,
         "held_out_loss_before": round(before, 5), "held_out_loss_after": round(after, 5),
         "settings": asdict(settings),
     }
-    with atomic_model_dir(out_dir) as work:
+    with atomic_dir(out_dir) as work:
         adapter.save_pretrained(work, safe_serialization=True)
         metrics = finish_model_dir(work, "motion_adapter", seed, losses, metrics)
     metrics["megabytes"] = round(folder_megabytes(Path(out_dir)), 2)

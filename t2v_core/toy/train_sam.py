@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from ..masks import box_of, mask_iou
 from ..models.tiny import build_tiny_sam, save_tiny_sam
-from ..models.layout import atomic_model_dir
+from ..atomic import atomic_dir
 from .train_common import LossLog, finish_model_dir, folder_megabytes, seeded_generator, warmup_cosine
 from .world import MOTIONS, motion_clips, sample_images
 
@@ -139,7 +139,7 @@ def train_sam(out_dir, seed: int = 0, settings: SamSettings = SamSettings()) -> 
         "eval_loss_after": evaluation_loss(sam, inputs[evaluation], masks[evaluation], settings, seed),
         "settings": asdict(settings),
     }
-    with atomic_model_dir(out_dir) as work:
+    with atomic_dir(out_dir) as work:
         save_tiny_sam(sam, work)
         metrics["held_out_box_prompts"] = box_prompt_iou(work, held_out_frames, held_out_masks)
         metrics = finish_model_dir(work, "sam", seed, losses, metrics)

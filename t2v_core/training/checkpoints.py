@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..atomic import atomic_dir
+
 log = logging.getLogger(__name__)
 
 #: Settings that a checkpoint stays valid across: with a constant learning rate and one seed,
@@ -85,22 +87,17 @@ class Checkpoints:
     def save(self, step: int, params: dict, optimizer, rng, losses: list[float]) -> None:
         """Write ``step_<step>`` (complete before it gets its name), then remove the older ones."""
         ckpt_dir = self.root / f"step_{step}"
-        tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file({name: p.detach().cpu().contiguous() for name, p in params.items()}, tmp / TRAINED_FILE)
-        tensors = {}
-        for index, param_state in optimizer.state_dict()["state"].items():
-            for name, value in param_state.items():
-                tensors[f"{index}.{name}"] = torch.as_tensor(value).clone()
-        tensors["torch_rng"] = torch.get_rng_state()
-        save_file(tensors, tmp / "optimizer.safetensors")
-        (tmp / "state.json").write_text(json.dumps({
-            "step": step, "numpy_rng": rng.bit_generator.state, "losses": losses, "fingerprint": self.fingerprint,
-        }))
-        if ckpt_dir.exists():
-            shutil.rmtree(ckpt_dir)
-        tmp.rename(ckpt_dir)
+        with atomic_dir(ckpt_dir) as tmp:
+            save_file({name: p.detach().cpu().contiguous() for name, p in params.items()}, tmp / TRAINED_FILE)
+            tensors = {}
+            for index, param_state in optimizer.state_dict()["state"].items():
+                for name, value in param_state.items():
+                    tensors[f"{index}.{name}"] = torch.as_tensor(value).clone()
+            tensors["torch_rng"] = torch.get_rng_state()
+            save_file(tensors, tmp / "optimizer.safetensors")
+            (tmp / "state.json").write_text(json.dumps({
+                "step": step, "numpy_rng": rng.bit_generator.state, "losses": losses, "fingerprint": self.fingerprint,
+            }))
         for old in self.root.glob("step_*[0-9]"):
             if old.name != ckpt_dir.name:
                 shutil.rmtree(old)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..video_io import atomic_path
+from ..atomic import atomic_dir, atomic_path
 from ..video_unet import VideoUNet
 from . import TrainingError
 from .checkpoints import Checkpoints
@@ -166,15 +165,9 @@ def train_adapter(unet, adapter, data: TrainingSet, scheduler, settings: dict, n
 def save_trained(write: Callable[[Path], None], out_dir: str | Path, info: dict) -> None:
     """A fine-tuned model (``write(folder)`` writes its files) and ``training.json`` with
     ``info`` into ``out_dir``, complete before the folder gets its name."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    (tmp / "training.json").write_text(json.dumps(info, indent=2))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+    with atomic_dir(out_dir) as work:
+        write(work)
+        (work / "training.json").write_text(json.dumps(info, indent=2))
 
 
 def save_adapter(adapter, out_dir: str | Path, info: dict) -> None:

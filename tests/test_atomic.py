@@ -1,0 +1,95 @@
+"""Results are written atomically, readable as the umask allows, and leave nothing behind when
+the job writing them is killed."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import torch
+from safetensors.torch import save_file
+
+from t2v_core.atomic import atomic_dir, atomic_path
+from t2v_core.models.prepare import PREPARED_FOR_FILE, models_dir_conflicts, prepare_model
+
+
+def _modes(root):
+    return {str(p.relative_to(root)): p.stat().st_mode & 0o777 for p in [root, *root.rglob("*")]}
+
+
+def test_folders_and_safetensors_get_the_umasks_modes(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "adapter") as work:
+            (work / "sub").mkdir()
+            save_file({"a": torch.zeros(2)}, work / "sub" / "model.safetensors")  # written 0600
+        with atomic_path(tmp_path / "weights.safetensors") as tmp:
+            save_file({"a": torch.zeros(2)}, tmp)
+    finally:
+        os.umask(umask)
+    assert _modes(tmp_path / "adapter") == {".": 0o755, "sub": 0o755, "sub/model.safetensors": 0o644}
+    assert (tmp_path / "weights.safetensors").stat().st_mode & 0o777 == 0o644
+    # a stricter umask is respected
+    umask = os.umask(0o077)
+    try:
+        with atomic_dir(tmp_path / "private") as work:
+            (work / "x.json").write_text("{}")
+    finally:
+        os.umask(umask)
+    assert _modes(tmp_path / "private") == {".": 0o700, "x.json": 0o600}
+
+
+def test_prepared_models_are_readable_by_the_group(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        prepare_model("sam", tmp_path / "sam", {"source": "tiny", "seed": 0}, experiment="tiny")
+    finally:
+        os.umask(umask)
+    modes = _modes(tmp_path / "sam")
+    assert modes["sam_model.safetensors"] == 0o644 and modes["."] == 0o755
+    assert all(mode & 0o044 == 0o044 for mode in modes.values())
+
+
+def test_a_killed_job_leaves_no_temporary_file(tmp_path):
+    out = tmp_path / "samples" / "seed0.mp4"
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from t2v_core.atomic import atomic_path
+        from t2v_core.runtime import setup_job_logging
+
+        setup_job_logging({str(tmp_path / "job.log")!r})
+        with atomic_path({str(out)!r}) as tmp:
+            Path({str(tmp_path / "ready")!r}).touch()
+            time.sleep(60)  # sampling
+    """)
+    job = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(out.parent.iterdir())  # the temporary file exists while the job runs
+    job.send_signal(signal.SIGTERM)  # as Snakemake or SLURM stops a job
+    assert job.wait(timeout=60) == 128 + signal.SIGTERM
+    assert list(out.parent.iterdir()) == []
+
+
+def test_leftovers_of_a_sigkilled_attempt_are_removed_by_the_next(tmp_path):
+    stale = tmp_path / ".seed0.k3j9x_2a.mp4"  # what a SIGKILL leaves (mkstemp's name)
+    stale.write_bytes(b"")
+    other = tmp_path / ".seed1.k3j9x_2a.mp4"
+    other.write_bytes(b"")
+    with atomic_path(tmp_path / "seed0.mp4") as tmp:
+        tmp.write_bytes(b"video")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".seed1.k3j9x_2a.mp4", "seed0.mp4"]
+
+
+def test_models_of_another_experiment_with_other_settings_are_a_conflict(tmp_path):
+    prepare_model("sam", tmp_path / "sam", {"source": "tiny", "seed": 0}, experiment="tiny")
+    assert (tmp_path / "sam" / PREPARED_FOR_FILE).is_file()
+    assert models_dir_conflicts(tmp_path, "tiny", {"sam": {"source": "tiny", "seed": 1}}) == []  # own edit
+    assert models_dir_conflicts(tmp_path, "other", {"sam": {"source": "tiny", "seed": 0}}) == []  # shared
+    conflicts = models_dir_conflicts(tmp_path, "demo", {"sam": {"source": "toy"}, "base": {"source": "toy"}})
+    assert conflicts == [f"{tmp_path / 'sam'} was prepared by experiment 'tiny' from {{'seed': 0, 'source': "
+                         f"'tiny'}}, this experiment 'demo' needs {{'source': 'toy'}}"]
