@@ -212,6 +212,17 @@ def get_finetune_input(wildcards):
     return inputs
 
 
+def motion_prompts(motion):
+    """prompt_id -> prompt of a motion's prompts, in the config's order."""
+    return {p["prompt_id"]: p["prompt"] for p in PROMPTS if p["motion"] == motion}
+
+
+# One sampling job per (method, motion): every prompt and seed of the motion, written into one
+# folder (a process that loads torch and diffusers takes ~7 s before any work; per prompt that
+# was most of the demo's time). Adding a prompt re-runs its motion's jobs.
+SAMPLES = f"{RESULTS}/samples/{{method}}/{{motion}}"
+
+
 def get_sample_input(wildcards):
     method = get_method(wildcards.method)
     inputs = {model: f"{MODELS}/{model}" for model in method.models}
@@ -219,37 +230,27 @@ def get_sample_input(wildcards):
         trained = method.training.name
         inputs["adapter"] = f"{RESULTS}/finetune/{trained}/{wildcards.motion}/adapter"
     if method.needs_first_frame_image:
-        inputs["first_frame"] = (
-            f"{DATA}/first_frames/{wildcards.motion}/{wildcards.prompt_id}.png"
-        )
+        inputs["first_frames"] = [
+            f"{DATA}/first_frames/{wildcards.motion}/{prompt_id}.png"
+            for prompt_id in motion_prompts(wildcards.motion)
+        ]
     return inputs
 
 
 def get_evaluate_input(wildcards):
-    """The videos of all seeds, and the models of the evaluators that run."""
-    videos = expand(
-        sample_path("mp4"),
-        seed=SEEDS,
-        method=wildcards.method,
-        motion=wildcards.motion,
-        prompt_id=wildcards.prompt_id,
-    )
+    """The folder of the (method, motion)'s videos, and the models of the evaluators that run."""
     models = {model for name in EVALUATORS for model in get_evaluator(name).models}
     return {
-        "videos": videos,
+        "videos": SAMPLES.format(method=wildcards.method, motion=wildcards.motion),
         **{model: f"{MODELS}/{model}" for model in sorted(models)},
     }
 
 
-def sample_path(kind):
-    return f"{RESULTS}/samples/{{method}}/{{motion}}/{{prompt_id}}/seed{{seed}}.{kind}"
-
-
 def get_metric_tables(wildcards=None):
     return [
-        f"{RESULTS}/metrics/{method}/{p['motion']}/{p['prompt_id']}.csv"
+        f"{RESULTS}/metrics/{method}/{motion}.csv"
         for method in METHODS
-        for p in PROMPTS
+        for motion in MOTIONS
     ]
 
 

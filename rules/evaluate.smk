@@ -2,10 +2,10 @@ rule evaluate:
     input:
         unpack(get_evaluate_input),
     output:
-        f"{RESULTS}/metrics/{{method}}/{{motion}}/{{prompt_id}}.csv",
+        f"{RESULTS}/metrics/{{method}}/{{motion}}.csv",
     log:
-        f"{LOGS}/evaluate/{{method}}/{{motion}}/{{prompt_id}}.log",
-    # Seconds-long jobs: on a cluster they are bundled (group-components in profiles/slurm).
+        f"{LOGS}/evaluate/{{method}}/{{motion}}.log",
+    # Short jobs: on a cluster they are bundled (group-components in profiles/slurm).
     group:
         "evaluation"
     conda:
@@ -14,7 +14,7 @@ rule evaluate:
     resources:
         **job_resources("evaluate"),
     params:
-        prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
+        prompts=lambda wildcards: motion_prompts(wildcards.motion),
         seeds=SEEDS,
         batch_size=config["evaluation"]["batch_size"],
         evaluators=EVALUATORS,

@@ -22,8 +22,8 @@ get_grid_outputs = partial(
 
 rule grid:
     input:
-        # every method's video of this motion, prompt and seed, in METHODS order
-        videos=expand(sample_path("mp4"), method=METHODS, allow_missing=True),
+        # every method's videos of this motion, in METHODS order
+        samples=expand(SAMPLES, method=METHODS, allow_missing=True),
     output:
         mp4=report(
             GRID_MP4,
@@ -50,10 +50,8 @@ rule grid:
 
 rule contact_sheet:
     input:
-        # every method's video of this motion and prompt at the first seed, in METHODS order
-        videos=expand(
-            sample_path("mp4"), method=METHODS, seed=SEEDS[0], allow_missing=True
-        ),
+        # every method's videos of this motion, in METHODS order
+        samples=expand(SAMPLES, method=METHODS, allow_missing=True),
     output:
         report(
             CONTACT_SHEET,

@@ -1,14 +1,13 @@
 rule sample:
-    # One job per (method, motion, prompt): the models load once for all seeds.
+    # One job per (method, motion): the models load once for all prompts and seeds.
     input:
         unpack(get_sample_input),
     output:
-        mp4=expand(sample_path("mp4"), seed=SEEDS, allow_missing=True),
-        gif=expand(sample_path("gif"), seed=SEEDS, allow_missing=True),
+        directory(SAMPLES),
     log:
-        f"{LOGS}/sample/{{method}}/{{motion}}/{{prompt_id}}.log",
+        f"{LOGS}/sample/{{method}}/{{motion}}.log",
     benchmark:
-        f"{BENCHMARKS}/sample/{{method}}/{{motion}}/{{prompt_id}}.tsv"
+        f"{BENCHMARKS}/sample/{{method}}/{{motion}}.tsv"
     conda:
         "../environment.yml"
     threads: config["resources"]["sample"]["threads"]
@@ -16,7 +15,7 @@ rule sample:
         **job_resources("sample"),
     params:
         sampling=lambda wildcards: sampling_settings(wildcards.method),
-        prompt=lambda wildcards: PROMPT_TEXT[(wildcards.motion, wildcards.prompt_id)],
+        prompts=lambda wildcards: motion_prompts(wildcards.motion),
         seeds=SEEDS,
         video=config["video"],
     script:

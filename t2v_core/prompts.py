@@ -27,3 +27,9 @@ def prompt_table(config: dict) -> list[dict]:
         for motion in config["motions"]
         for prompt in motion["prompts"]
     ]
+
+
+def sample_file(sample_dir, prompt_id: str, seed: int, kind: str = "mp4") -> str:
+    """Where a video of one prompt and seed lies in the folder of a (method, motion) sampling
+    job: ``<sample_dir>/<prompt_id>/seed<seed>.<kind>`` (kind mp4 or gif)."""
+    return f"{sample_dir}/{prompt_id}/seed{seed}.{kind}"

@@ -5,8 +5,12 @@ already loaded components. Each method's sampler is in its module of :mod:`t2v_c
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 
 class SamplingError(ValueError):
@@ -14,8 +18,22 @@ class SamplingError(ValueError):
 
 
 @torch.no_grad()
+def warn_if_truncated(tokenizer, prompts: list[str]) -> None:
+    """Log a warning for each prompt longer than the text encoder reads (77 tokens for CLIP):
+    what it drops would be lost silently."""
+    limit = tokenizer.model_max_length
+    for prompt in dict.fromkeys(prompts):
+        ids = tokenizer(prompt, truncation=False).input_ids
+        if len(ids) > limit:
+            dropped = tokenizer.decode(ids[limit - 1:-1]).strip()
+            log.warning("prompt %r is %d tokens long, the text encoder reads %d: %r is ignored",
+                        prompt, len(ids), limit, dropped)
+
+
 def encode_prompt(text_encoder, tokenizer, prompts: list[str], device) -> torch.Tensor:
-    """CLIP text embeddings (N, 77, D) of ``prompts``, padded to the tokenizer's length."""
+    """CLIP text embeddings (N, 77, D) of ``prompts``, padded to the tokenizer's length (a
+    longer prompt is cut, with a warning)."""
+    warn_if_truncated(tokenizer, prompts)
     tokens = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length,
                        truncation=True, return_tensors="pt")
     return text_encoder(tokens.input_ids.to(device))[0]

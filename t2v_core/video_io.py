@@ -10,23 +10,41 @@ from PIL import Image
 from .atomic import atomic_path
 
 
-def read_video(path: str | Path, indices=None) -> np.ndarray:
-    """Frames of a video as uint8 array (F, H, W, 3); all frames unless ``indices`` given.
-
-    decord first; ffmpeg (imageio) when decord cannot copy the frames out, which happens
-    for some frame widths (decord 0.6 pads rows to an alignment it then refuses to copy).
-    """
+def iter_frames(path: str | Path):
+    """The frames of a video, uint8 (H, W, 3), decoded in order, one after the other (seeking
+    reads of some AVIs are not frame-accurate; a sequential decode is what every player shows).
+    decord first; ffmpeg (imageio) when decord cannot copy the frames out, which happens for
+    some frame widths (decord 0.6 pads rows to an alignment it then refuses to copy)."""
     import decord
 
     reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
-    indices = list(range(len(reader)) if indices is None else indices)
+    length = len(reader)
     try:
-        return reader.get_batch(indices).asnumpy()
+        first = reader.next().asnumpy()
     except decord.DECORDError:
         import imageio.v2 as imageio
 
         with imageio.get_reader(str(path), format="FFMPEG") as ffmpeg:
-            frames = [frame for frame in ffmpeg]
+            yield from ffmpeg
+        return
+    yield first
+    for _ in range(length - 1):
+        yield reader.next().asnumpy()
+
+
+def read_video(path: str | Path, indices=None) -> np.ndarray:
+    """Frames of a video as uint8 array (F, H, W, 3): all of them, decoded in order (see
+    :func:`iter_frames`), unless ``indices`` are given."""
+    if indices is None:
+        return np.stack(list(iter_frames(path)))
+    import decord
+
+    reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
+    indices = list(indices)
+    try:
+        return reader.get_batch(indices).asnumpy()
+    except decord.DECORDError:
+        frames = list(iter_frames(path))
         return np.stack([frames[i] for i in indices])
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from t2v_core.data.sources import prepare_motion_clips
-from t2v_core.data.validation import DataError, longest_damaged_run, validate_clips
+from t2v_core.data.validation import DataError, longest_damaged_run, scan_clip, validate_clips
 from t2v_core.data.synthetic import render_clip
 from t2v_core.masks import (
     box_of, choose_by_text, choose_proposal, clean_motion, contact_sheet, extract_motion_masks, load_masks,
@@ -30,7 +30,7 @@ def test_clip_tokenizer_built_offline_matches_open_clip(tmp_path):
 
 
 def test_synthetic_clips_are_deterministic_and_move(tmp_path):
-    data = {"source": "synthetic", "seed": 3, "clips_per_motion": 2, "clip_frames": 6, "clip_size": [32, 48], "damaged_run": 4}
+    data = {"source": "synthetic", "seed": 3, "clips_per_motion": 2, "clip_frames": 6, "clip_size": [32, 48], "damaged_run": 4, "damaged_jump": 10.0}
     motion = {"name": "shape_right", "subject": "circle"}
     a = prepare_motion_clips(data, motion, tmp_path / "a", min_frames=4)
     b = prepare_motion_clips(data, motion, tmp_path / "b", min_frames=4)
@@ -49,7 +49,7 @@ def test_local_folder_problems_are_reported_together(tmp_path):
     write_mp4(folder / "short.mp4", frames[:3], fps=4)
     (folder / "broken.mp4").write_bytes(b"not a video at all" * 100)
     with pytest.raises(DataError) as error:
-        prepare_motion_clips({"source": "lamp", "damaged_run": 4}, {"name": "horse_run"}, tmp_path / "out", 6,
+        prepare_motion_clips({"source": "lamp", "damaged_run": 4, "damaged_jump": 10.0}, {"name": "horse_run"}, tmp_path / "out", 6,
                              source_dir=tmp_path / "manual")
     message = str(error.value)
     assert "broken.mp4" in message and "short.mp4" in message and "good.mp4" not in message
@@ -216,3 +216,42 @@ def test_damaged_clips_are_flagged_with_the_run_length(tmp_path):
     assert len(lines) == 2
     assert "frozen.mp4: damaged, 4 consecutive" in lines[1] and "blank.mp4: damaged, 5 consecutive" in lines[0]
     validate_clips(clips, min_frames=6, damaged_run=0)  # the check can be switched off
+
+
+def _damaged_copy(source, out, offsets, seed=1):
+    """``source`` with a few 64-byte runs in the middle overwritten: a broken encode that still
+    decodes (ffmpeg conceals the damage as macroblock garbage)."""
+    data = bytearray(source.read_bytes())
+    rng = np.random.default_rng(seed)
+    for offset in offsets:
+        data[offset:offset + 64] = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_a_damaged_encode_that_decodes_is_found_and_its_frames_named(tmp_path):
+    source = shared_data("clips", "vtest.avi")
+    start = len(source.read_bytes()) // 4
+    damaged = _damaged_copy(source, tmp_path / "vtest_damaged.avi", [start + k * 7919 for k in range(5)])
+    scan = scan_clip(damaged)
+    assert scan.frames == 795 and scan.longest_damaged_run == 0  # no frozen or blank run: passed before
+    assert scan.decoder_messages  # ffmpeg complained, and decoded anyway
+    with pytest.raises(DataError) as error:
+        validate_clips([damaged], min_frames=16, damaged_run=4, damaged_jump=10)
+    message = str(error.value)
+    assert f"{damaged}: damaged encode, sudden changes between frames 249->250 (9.0)" in message
+    assert "the decoder reported" in message
+    # the undamaged clips pass, their natural changes (a camera move, a cut-in) included
+    originals = [shared_data("clips", name) for name in ("vtest.avi", "box.mp4", "cup.mp4")]
+    validate_clips(originals, min_frames=16, damaged_run=4, damaged_jump=10)
+    validate_clips([damaged], min_frames=16, damaged_run=4, damaged_jump=0)  # the check can be switched off
+
+
+def test_clips_are_decoded_in_order_as_training_reads_them(tmp_path):
+    # the check and the training see the same frames: one sequential decode
+    source = shared_data("clips", "cup.mp4")
+    frames = read_video(source)
+    scan = scan_clip(source)
+    assert scan.frames == len(frames) == 217
+    expected = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(scan.differences, expected, rtol=1e-5)

@@ -2,6 +2,7 @@
 
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -98,28 +99,61 @@ def test_clip_embedder_is_batch_invariant_and_unit_norm(tiny_clip):
     assert text.shape == one_batch.shape[1:] and np.linalg.norm(text) == pytest.approx(1.0)
 
 
-def test_evaluate_videos_writes_one_row_per_seed_with_the_ids(tiny_clip, tmp_path):
-    from t2v_core.video_io import read_video, write_mp4
+def _sample_folder(tmp_path, prompts, seeds, rng):
+    from t2v_core.prompts import sample_file
+    from t2v_core.video_io import write_mp4
+
+    folder = tmp_path / "samples" / "lamp" / "rain"
+    for pid in prompts:
+        for seed in seeds:
+            write_mp4(sample_file(folder, pid, seed), rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), fps=4)
+    return folder
+
+
+def test_evaluate_videos_writes_one_row_per_video_with_the_ids(tiny_clip, tmp_path):
+    from t2v_core.prompts import sample_file
+    from t2v_core.video_io import read_video
 
     clip_dir, (model, preprocess, tokenizer) = tiny_clip
-    rng = np.random.default_rng(1)
-    paths = {}
-    for seed in (3, 7):
-        paths[seed] = tmp_path / f"seed{seed}.mp4"
-        write_mp4(paths[seed], rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), fps=4)
-    ids = {"method": "lamp", "motion": "rain", "prompt_id": "p0"}
-    out = tmp_path / "metrics" / "p0.csv"
-    table = evaluate_videos({"clip": clip_dir}, {7: paths[7], 3: paths[3]}, "rain falls", ids, out, batch_size=3)
+    prompts = {"p0": "rain falls", "p1": "snow falls"}
+    folder = _sample_folder(tmp_path, prompts, (3, 7), np.random.default_rng(1))
+    out = tmp_path / "metrics" / "lamp" / "rain.csv"
+    table = evaluate_videos({"clip": clip_dir}, folder, prompts, [7, 3], {"method": "lamp", "motion": "rain"}, out,
+                            batch_size=3)
     written = pd.read_csv(out)
     assert list(written.columns) == ["method", "motion", "prompt_id", "prompt", "seed", "alignment", "consistency",
                                      "prompt_diversity"]
-    assert list(written["seed"]) == [3, 7] and set(written["method"]) == {"lamp"}
-    assert set(written["prompt"]) == {"rain falls"} and set(written["prompt_id"]) == {"p0"}
+    assert list(written["seed"]) == [3, 7, 3, 7] and set(written["method"]) == {"lamp"}
+    assert list(written["prompt"]) == ["rain falls"] * 2 + ["snow falls"] * 2
+    assert list(written["prompt_id"]) == ["p0", "p0", "p1", "p1"]
     # the same numbers as the metric functions on the embeddings of the decoded videos
     embedder = ClipEmbedder(model, preprocess, tokenizer)
-    frames = {seed: embedder.frames(read_video(path)) for seed, path in sorted(paths.items())}
-    text = embedder.text("rain falls")
-    assert list(written["alignment"]) == pytest.approx([alignment(frames[s], text) for s in (3, 7)], abs=1e-3)
-    assert list(written["consistency"]) == pytest.approx([consistency(frames[s]) for s in (3, 7)], abs=1e-3)
-    assert written["prompt_diversity"].tolist() == pytest.approx([diversity(list(frames.values()))] * 2, abs=1e-3)
+    for pid, prompt in prompts.items():
+        rows = written[written["prompt_id"] == pid]
+        frames = {seed: embedder.frames(read_video(sample_file(folder, pid, seed))) for seed in (3, 7)}
+        text = embedder.text(prompt)
+        assert list(rows["alignment"]) == pytest.approx([alignment(frames[s], text) for s in (3, 7)], abs=1e-3)
+        assert list(rows["consistency"]) == pytest.approx([consistency(frames[s]) for s in (3, 7)], abs=1e-3)
+        assert rows["prompt_diversity"].tolist() == pytest.approx([diversity(list(frames.values()))] * 2, abs=1e-3)
     assert table["alignment"].tolist() == pytest.approx(written["alignment"].tolist())
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted"])
+def test_a_damaged_sample_is_named_with_the_command_that_redoes_it(tiny_clip, tmp_path, damage):
+    from t2v_core.metrics.evaluate import EvaluationError
+    from t2v_core.prompts import sample_file
+
+    clip_dir, _ = tiny_clip
+    folder = _sample_folder(tmp_path, {"p0": "rain falls"}, (0, 1), np.random.default_rng(2))
+    video = Path(sample_file(folder, "p0", 1))
+    if damage == "truncated":
+        video.write_bytes(video.read_bytes()[:300])
+    else:
+        video.unlink()
+    out = tmp_path / "rain.csv"
+    with pytest.raises(EvaluationError) as error:
+        evaluate_videos({"clip": clip_dir}, folder, {"p0": "rain falls"}, [0, 1], {"method": "lamp", "motion": "rain"},
+                        out)
+    assert str(error.value).startswith(f"{video}: cannot be read (")
+    assert f"snakemake all --forcerun {folder} " in str(error.value)
+    assert not out.exists()

@@ -104,3 +104,17 @@ def test_text2video_zero_wrapper_equals_diffusers(tiny_model_dir):
     reference = (np.clip(reference, 0, 1) * 255).round().astype(np.uint8)
     np.testing.assert_array_equal(ours, reference)
     assert np.abs(ours[0].astype(int) - ours[2].astype(int)).max() > 0
+
+
+def test_a_prompt_longer_than_the_text_encoder_reads_is_warned_about_for_lamp_and_ours(base_parts, caplog):
+    pipe = untrained_pipeline(base_parts)
+    long = "a red square " + " ".join(["slowly"] * 80) + " moves right"
+    kwargs = dict(first_frame=None, num_frames=2, height=32, width=32, num_inference_steps=2, guidance_scale=7.5,
+                  generator=torch.Generator().manual_seed(0), output_type="latent")
+    with caplog.at_level("WARNING", logger="t2v_core.sampling"):
+        pipe("a red square moves right", **kwargs)
+        assert not caplog.records
+        pipe(long, **kwargs)
+    (record,) = [r for r in caplog.records if r.name == "t2v_core.sampling"]
+    assert f"prompt {long!r} is 87 tokens long, the text encoder reads 77" in record.getMessage()
+    assert record.getMessage().endswith("slowly moves right' is ignored")

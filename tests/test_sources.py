@@ -60,7 +60,7 @@ def test_manifest_pins_the_clips_of_a_motion(tmp_path):
     folder.mkdir(parents=True)
     good = clip_bytes(folder, "a.mp4")
     clip_bytes(folder, "b.mp4", seed=1)
-    data = {"source": "lamp", "damaged_run": 4}
+    data = {"source": "lamp", "damaged_run": 4, "damaged_jump": 10.0}
     expected = {"a.mp4": hashlib.sha256(good).hexdigest(), "b.mp4": "0" * 64, "c.mp4": "1" * 64}
     with pytest.raises(DataError) as error:
         prepare_motion_clips(data, {"name": "rain"}, tmp_path / "out", 6, tmp_path / "manual",
@@ -125,7 +125,7 @@ def test_motion_archive_downloaded_checked_and_unpacked(http_server, tmp_path):
     source = {"url": http_server.url("/sets/rain.zip"), "sha256": hashlib.sha256(bundle.getvalue()).hexdigest()}
     http_server.drops = 1  # the connection drops once mid-file: resumed
     download_motion_source(source, tmp_path / "downloads" / "rain", retries=3)
-    clips = prepare_motion_clips({"source": "lamp", "damaged_run": 4}, {"name": "rain"}, tmp_path / "train", 6,
+    clips = prepare_motion_clips({"source": "lamp", "damaged_run": 4, "damaged_jump": 10.0}, {"name": "rain"}, tmp_path / "train", 6,
                                  source_dir=tmp_path / "downloads" / "rain")
     assert [c.name for c in clips] == ["a.mp4", "b.mp4"]
     assert (tmp_path / "train" / "a.mp4").read_bytes() == (tmp_path / "a.mp4").read_bytes()

@@ -22,7 +22,7 @@ from t2v_core.video_io import read_image, read_video
 from conftest import REPO
 
 TOY_DATA = {"source": "toy", "seed": 0, "clips_per_motion": 3, "clip_frames": 6, "clip_size": [32, 32],
-            "damaged_run": 4}
+            "damaged_run": 4, "damaged_jump": 10.0}
 MOTION = {"name": "moves_right", "subject": "shape", "source": {}}
 
 

@@ -177,7 +177,8 @@ def find_motion_folder(root: str | Path, motion: str) -> Path:
 
 
 def collect_motion_clips(source_dir: str | Path, motion: str, out_dir: str | Path, min_frames: int,
-                         damaged_run: int = 0, expected_sums: dict | None = None) -> list[Path]:
+                         damaged_run: int = 0, expected_sums: dict | None = None,
+                         damaged_jump: float = 0.0) -> list[Path]:
     """Validate the clips of ``motion`` found under ``source_dir`` and copy them to ``out_dir``.
 
     With ``expected_sums`` (file name -> sha256, from the manifest) the clips must be exactly
@@ -192,7 +193,7 @@ def collect_motion_clips(source_dir: str | Path, motion: str, out_dir: str | Pat
     else:
         log.warning("%s: no sha256 sums for motion %r in the data manifest; recording them in %s",
                     folder, motion, CHECKSUM_FILE)
-    validate_clips(clips, min_frames, damaged_run)
+    validate_clips(clips, min_frames, damaged_run, damaged_jump=damaged_jump)
     out_dir = Path(out_dir)
     work = _work_dir(out_dir)
     for clip in clips:
@@ -209,11 +210,11 @@ def prepare_motion_clips(data: dict, motion: dict, out_dir, min_frames: int, sou
     generated = generated_source(data["source"])
     if generated is None:
         return collect_motion_clips(source_dir, motion["name"], out_dir, min_frames, data["damaged_run"],
-                                    expected_sums)
+                                    expected_sums, data["damaged_jump"])
     out_dir = Path(out_dir)
     work = _work_dir(out_dir)
     generated.write_clips(work, data, motion, fps)
-    validate_clips(list_clips(work), min_frames, data["damaged_run"])
+    validate_clips(list_clips(work), min_frames, data["damaged_run"], damaged_jump=data["damaged_jump"])
     replace_dir(work, out_dir)
     return list_clips(out_dir)
 

@@ -116,7 +116,8 @@ class Method:
     """One row of the comparison table: how its videos are sampled.
 
     A subclass implements :meth:`load` (the models, once per job) and :meth:`sample` (one
-    video); :meth:`sample_videos` is the job: every seed of one prompt, written as mp4 + GIF.
+    video); :meth:`sample_videos` is the job: every seed of every prompt of one motion, written
+    as mp4 + GIF.
     Its settings are the block ``sampling.<name>`` of the config (config/schema.yaml).
     """
 
@@ -158,23 +159,31 @@ class Method:
         (H, W, 3)) when :attr:`needs_first_frame_image`."""
         raise NotImplementedError
 
-    def sample_videos(self, model_dirs: Mapping[str, Path], prompt: str, seeds: list[int], video: dict,
-                      sampling: dict, outputs: Mapping[int, Mapping[str, str]], adapter_dir=None,
-                      first_frame_path=None, device="cpu") -> None:
-        """All seeds of one prompt: the models load once; for every seed an mp4 and a GIF are
-        written to ``outputs[seed]["mp4"]`` / ``["gif"]``."""
+    def sample_videos(self, model_dirs: Mapping[str, Path], prompts: Mapping[str, str], seeds: list[int],
+                      video: dict, sampling: dict, out_dir, adapter_dir=None,
+                      first_frames: Mapping[str, str] | None = None, device="cpu") -> None:
+        """The job: every seed of every prompt of one motion (``prompts``: prompt_id -> text),
+        the models loaded once; an mp4 and a GIF per video at ``prompts.sample_file(out_dir, ...)``.
+        ``first_frames``: prompt_id -> first-frame image, when :attr:`needs_first_frame_image`.
+        ``out_dir`` gets its name when every video is written."""
         import torch
+        from tqdm.auto import tqdm
 
+        from ..atomic import atomic_dir
+        from ..prompts import sample_file
         from ..sampling import load_first_frame
         from ..video_io import write_gif, write_mp4
 
         loaded = self.load(model_dirs, adapter_dir, device)
-        first_frame = None
-        if self.needs_first_frame_image:
-            first_frame = load_first_frame(first_frame_path, video["height"], video["width"])
-        for seed in seeds:
-            generator = torch.Generator(device).manual_seed(seed)
-            frames = self.sample(loaded, prompt, generator, video, sampling, first_frame)
-            write_mp4(outputs[seed]["mp4"], frames, fps=video["fps"])
-            write_gif(outputs[seed]["gif"], frames, fps=video["fps"])
-            log.info("%s seed %d: %s", self.name, seed, outputs[seed]["mp4"])
+        with atomic_dir(out_dir) as work, tqdm(total=len(prompts) * len(seeds), desc=self.name) as bar:
+            for pid, prompt in prompts.items():
+                first_frame = None
+                if self.needs_first_frame_image:
+                    first_frame = load_first_frame(first_frames[pid], video["height"], video["width"])
+                for seed in seeds:
+                    generator = torch.Generator(device).manual_seed(seed)
+                    frames = self.sample(loaded, prompt, generator, video, sampling, first_frame)
+                    write_mp4(sample_file(work, pid, seed, "mp4"), frames, fps=video["fps"])
+                    write_gif(sample_file(work, pid, seed, "gif"), frames, fps=video["fps"])
+                    log.info("%s %r seed %d", self.name, prompt, seed)
+                    bar.update()

@@ -10,6 +10,7 @@ A video's frame embeddings are computed once (:func:`clip_features`) and reused 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -64,8 +65,13 @@ def clip_features(embedder, prompt: str, videos: dict[int, np.ndarray]) -> dict[
 def load_clip_features(prompt: str, videos: dict[int, np.ndarray], model_dirs: dict, device="cpu",
                        batch_size: int = 32) -> dict[int, ClipVideoFeatures]:
     """:func:`clip_features` with the prepared CLIP model of ``model_dirs["clip"]``."""
+    return clip_features(_embedder(str(model_dirs["clip"]), str(device), batch_size), prompt, videos)
+
+
+@functools.lru_cache(maxsize=1)
+def _embedder(model_dir: str, device: str, batch_size: int):
+    """The CLIP model loaded once per process: an evaluate job scores every prompt of a motion."""
     from ..models.loading import ClipEmbedder, load_clip
 
-    model, preprocess, tokenizer = load_clip(model_dirs["clip"], device=device)
-    return clip_features(ClipEmbedder(model, preprocess, tokenizer, device=device, batch_size=batch_size),
-                         prompt, videos)
+    model, preprocess, tokenizer = load_clip(model_dir, device=device)
+    return ClipEmbedder(model, preprocess, tokenizer, device=device, batch_size=batch_size)

@@ -1,5 +1,5 @@
-"""The evaluate job: every metric of the chosen evaluators on the videos of one (method, motion,
-prompt), one row per video (seed)."""
+"""The evaluate job: every metric of the chosen evaluators on the videos of one (method, motion),
+one row per video (prompt and seed)."""
 
 from __future__ import annotations
 
@@ -35,16 +35,41 @@ def evaluate_prompt(evaluators: list[str], prompt: str, videos: dict[int, np.nda
     return table
 
 
-def evaluate_videos(model_dirs: dict, video_paths: dict[int, str | Path], prompt: str, ids: dict, out_csv,
-                    evaluators=("clip",), batch_size=32, device="cpu") -> pd.DataFrame:
-    """Read the videos of one (method, motion, prompt), score them, write ``out_csv`` with the
-    ``ids`` (method, motion, prompt_id) and the prompt on every row."""
-    from ..video_io import atomic_path, read_video
+class EvaluationError(RuntimeError):
+    """A sampled video that cannot be evaluated; the message names it and how to redo it."""
 
-    videos = {seed: read_video(path) for seed, path in video_paths.items()}
-    table = evaluate_prompt(list(evaluators), prompt, videos, model_dirs, device=device, batch_size=batch_size)
-    for column, value in reversed(list({**ids, "prompt": prompt}.items())):
-        table.insert(0, column, value)
+
+def read_sample(path, sample_dir) -> np.ndarray:
+    """A sampled video's frames; a damaged or missing one is an error that names the file and
+    the command that samples it again (a plain re-run does not: its metrics are newer)."""
+    from ..video_io import read_video
+
+    try:
+        return read_video(path)
+    except Exception as error:  # decord's DECORDError, ffmpeg's OSError, FileNotFoundError
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise EvaluationError(
+            f"{path}: cannot be read ({reason}). Sample its folder again with: snakemake all --forcerun "
+            f"{sample_dir} (and this run's --configfile and --cores, or --profile)"
+        ) from error
+
+
+def evaluate_videos(model_dirs: dict, sample_dir, prompts: dict[str, str], seeds: list[int], ids: dict, out_csv,
+                    evaluators=("clip",), batch_size=32, device="cpu") -> pd.DataFrame:
+    """Read the videos of one (method, motion) (``prompts``: prompt_id -> text; the files at
+    ``prompts.sample_file(sample_dir, ...)``), score them, write ``out_csv``: one row per video,
+    with the ``ids`` (method, motion), the prompt_id and the prompt on every row."""
+    from ..atomic import atomic_path
+    from ..prompts import sample_file
+
+    tables = []
+    for pid, prompt in prompts.items():
+        videos = {seed: read_sample(sample_file(sample_dir, pid, seed), sample_dir) for seed in seeds}
+        table = evaluate_prompt(list(evaluators), prompt, videos, model_dirs, device=device, batch_size=batch_size)
+        for column, value in reversed(list({**ids, "prompt_id": pid, "prompt": prompt}.items())):
+            table.insert(0, column, value)
+        tables.append(table)
+    table = pd.concat(tables, ignore_index=True)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     return table
