@@ -218,8 +218,9 @@ def motion_prompts(motion):
 
 
 # One sampling job per (method, motion): every prompt and seed of the motion, written into one
-# folder (a process that loads torch and diffusers takes ~7 s before any work; per prompt that
-# was most of the demo's time). Adding a prompt re-runs its motion's jobs.
+# folder; one evaluation job per method (a process that loads torch and diffusers takes ~7 s
+# before any work; one job per prompt made that most of the demo's time). Adding a prompt
+# re-runs its motion's sampling and every method's evaluation.
 SAMPLES = f"{RESULTS}/samples/{{method}}/{{motion}}"
 
 
@@ -238,20 +239,22 @@ def get_sample_input(wildcards):
 
 
 def get_evaluate_input(wildcards):
-    """The folder of the (method, motion)'s videos, and the models of the evaluators that run."""
+    """The sampling folders of every motion of the method (in MOTIONS order), and the models
+    of the evaluators that run."""
     models = {model for name in EVALUATORS for model in get_evaluator(name).models}
     return {
-        "videos": SAMPLES.format(method=wildcards.method, motion=wildcards.motion),
+        "samples": expand(SAMPLES, method=wildcards.method, motion=MOTIONS),
         **{model: f"{MODELS}/{model}" for model in sorted(models)},
     }
 
 
+def all_prompts():
+    """motion -> (prompt_id -> prompt), in MOTIONS order."""
+    return {motion: motion_prompts(motion) for motion in MOTIONS}
+
+
 def get_metric_tables(wildcards=None):
-    return [
-        f"{RESULTS}/metrics/{method}/{motion}.csv"
-        for method in METHODS
-        for motion in MOTIONS
-    ]
+    return [f"{RESULTS}/metrics/{method}.csv" for method in METHODS]
 
 
 def disk_stages():

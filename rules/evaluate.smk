@@ -2,10 +2,11 @@ rule evaluate:
     input:
         unpack(get_evaluate_input),
     output:
-        f"{RESULTS}/metrics/{{method}}/{{motion}}.csv",
+        f"{RESULTS}/metrics/{{method}}.csv",
     log:
-        f"{LOGS}/evaluate/{{method}}/{{motion}}.log",
-    # Short jobs: on a cluster they are bundled (group-components in profiles/slurm).
+        f"{LOGS}/evaluate/{{method}}.log",
+    # Short jobs (CLIP on every video of a method): on a cluster they are bundled
+    # (group-components in profiles/slurm).
     group:
         "evaluation"
     conda:
@@ -14,7 +15,7 @@ rule evaluate:
     resources:
         **job_resources("evaluate"),
     params:
-        prompts=lambda wildcards: motion_prompts(wildcards.motion),
+        prompts=all_prompts(),
         seeds=SEEDS,
         batch_size=config["evaluation"]["batch_size"],
         evaluators=EVALUATORS,

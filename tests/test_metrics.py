@@ -117,9 +117,8 @@ def test_evaluate_videos_writes_one_row_per_video_with_the_ids(tiny_clip, tmp_pa
     clip_dir, (model, preprocess, tokenizer) = tiny_clip
     prompts = {"p0": "rain falls", "p1": "snow falls"}
     folder = _sample_folder(tmp_path, prompts, (3, 7), np.random.default_rng(1))
-    out = tmp_path / "metrics" / "lamp" / "rain.csv"
-    table = evaluate_videos({"clip": clip_dir}, folder, prompts, [7, 3], {"method": "lamp", "motion": "rain"}, out,
-                            batch_size=3)
+    out = tmp_path / "metrics" / "lamp.csv"
+    table = evaluate_videos({"clip": clip_dir}, {"rain": (folder, prompts)}, [7, 3], "lamp", out, batch_size=3)
     written = pd.read_csv(out)
     assert list(written.columns) == ["method", "motion", "prompt_id", "prompt", "seed", "alignment", "consistency",
                                      "prompt_diversity"]
@@ -152,8 +151,7 @@ def test_a_damaged_sample_is_named_with_the_command_that_redoes_it(tiny_clip, tm
         video.unlink()
     out = tmp_path / "rain.csv"
     with pytest.raises(EvaluationError) as error:
-        evaluate_videos({"clip": clip_dir}, folder, {"p0": "rain falls"}, [0, 1], {"method": "lamp", "motion": "rain"},
-                        out)
+        evaluate_videos({"clip": clip_dir}, {"rain": (folder, {"p0": "rain falls"})}, [0, 1], "lamp", out)
     assert str(error.value).startswith(f"{video}: cannot be read (")
     assert f"snakemake all --forcerun {folder} " in str(error.value)
     assert not out.exists()

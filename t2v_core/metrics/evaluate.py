@@ -1,5 +1,5 @@
-"""The evaluate job: every metric of the chosen evaluators on the videos of one (method, motion),
-one row per video (prompt and seed)."""
+"""The evaluate job: every metric of the chosen evaluators on the videos of one method, one row
+per video (motion, prompt and seed)."""
 
 from __future__ import annotations
 
@@ -54,21 +54,28 @@ def read_sample(path, sample_dir) -> np.ndarray:
         ) from error
 
 
-def evaluate_videos(model_dirs: dict, sample_dir, prompts: dict[str, str], seeds: list[int], ids: dict, out_csv,
-                    evaluators=("clip",), batch_size=32, device="cpu") -> pd.DataFrame:
-    """Read the videos of one (method, motion) (``prompts``: prompt_id -> text; the files at
-    ``prompts.sample_file(sample_dir, ...)``), score them, write ``out_csv``: one row per video,
-    with the ``ids`` (method, motion), the prompt_id and the prompt on every row."""
+def evaluate_videos(model_dirs: dict, samples: dict[str, tuple[str | Path, dict[str, str]]], seeds: list[int],
+                    method: str, out_csv, evaluators=("clip",), batch_size=32, device="cpu") -> pd.DataFrame:
+    """Read the videos of one method (``samples``: motion -> (its sampling folder, prompt_id ->
+    prompt); the files at ``prompts.sample_file(folder, ...)``), score them, write ``out_csv``:
+    one row per video, with method, motion, prompt_id and prompt on every row."""
+    from tqdm.auto import tqdm
+
     from ..atomic import atomic_path
     from ..prompts import sample_file
 
     tables = []
-    for pid, prompt in prompts.items():
-        videos = {seed: read_sample(sample_file(sample_dir, pid, seed), sample_dir) for seed in seeds}
-        table = evaluate_prompt(list(evaluators), prompt, videos, model_dirs, device=device, batch_size=batch_size)
-        for column, value in reversed(list({**ids, "prompt_id": pid, "prompt": prompt}.items())):
-            table.insert(0, column, value)
-        tables.append(table)
+    with tqdm(total=sum(len(prompts) for _, prompts in samples.values()), desc=f"evaluate {method}") as bar:
+        for motion, (sample_dir, prompts) in samples.items():
+            for pid, prompt in prompts.items():
+                videos = {seed: read_sample(sample_file(sample_dir, pid, seed), sample_dir) for seed in seeds}
+                table = evaluate_prompt(list(evaluators), prompt, videos, model_dirs, device=device,
+                                        batch_size=batch_size)
+                ids = {"method": method, "motion": motion, "prompt_id": pid, "prompt": prompt}
+                for column, value in reversed(list(ids.items())):
+                    table.insert(0, column, value)
+                tables.append(table)
+                bar.update()
     table = pd.concat(tables, ignore_index=True)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
