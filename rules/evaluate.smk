@@ -79,5 +79,7 @@ rule aggregate:
         # methods' deviations from their papers, as the registries state them
         notes=report_notes(),
         deviations=report_deviations(),
+        # the poster's numbers drawn beside ours only where its models were used
+        poster_models=MODEL_SOURCE.is_posters(config["models"]),
     script:
         "../workflow_scripts/aggregate.py"

@@ -185,8 +185,10 @@ def _write_text(path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def aggregate(metric_csvs: list[str | Path], methods: list[str], out: dict, samples: int, seed: int) -> pd.DataFrame:
-    """Read per-video metric CSVs and write the tables and plots named in ``out``.
+def aggregate(metric_csvs: list[str | Path], methods: list[str], out: dict, samples: int, seed: int,
+              poster_models: bool = True) -> pd.DataFrame:
+    """Read per-video metric CSVs and write the tables and plots named in ``out``; the figures
+    draw the poster's numbers only with ``poster_models`` (the run used the poster's models).
 
     ``out`` keys: videos (all per-video rows), prompts (per prompt), motions (per method x
     motion, CSV) and motions_md, table_csv, table_md, table_tex, and the figures
@@ -202,7 +204,7 @@ def aggregate(metric_csvs: list[str | Path], methods: list[str], out: dict, samp
     _write_text(out["table_md"], markdown_table(table))
     _write_text(out["table_tex"], latex_table(table))
     _write_text(out["motions_md"], motions_markdown(motions, methods))
-    plot_metrics(table, [out["metrics_png"], out["metrics_svg"]])
+    plot_metrics(table, [out["metrics_png"], out["metrics_svg"]], show_poster=poster_models)
     plot_motion_heatmap(motions, methods, [out["heatmap_png"], out["heatmap_svg"]])
-    plot_tradeoff(table, [out["tradeoff_png"], out["tradeoff_svg"]])
+    plot_tradeoff(table, [out["tradeoff_png"], out["tradeoff_svg"]], show_poster=poster_models)
     return table

@@ -41,19 +41,24 @@ def _errors(table: pd.DataFrame, metric: str) -> np.ndarray:
     return np.nan_to_num(np.vstack([low, high]))  # no CI (one prompt): no bar
 
 
-def plot_metrics(table: pd.DataFrame, paths):
-    """One panel per metric the poster reports: our mean per method with its 95% CI, the
-    poster's as diamonds."""
+def plot_metrics(table: pd.DataFrame, paths, show_poster: bool = True):
+    """One panel per metric the poster reports: our mean per method as a dot with its 95% CI, on
+    an axis zoomed to what was measured (bars from 0 would hide differences of a point); the
+    poster's numbers as diamonds when ``show_poster`` (only when the run used the poster's
+    models: another model's numbers are not comparable)."""
     plt = _pyplot()
     metrics = poster_metrics()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8))
     x = np.arange(len(table))
     for ax, metric in zip(np.atleast_1d(axes), metrics):
-        ax.bar(x, table[metric.name].to_numpy(dtype=float), yerr=_errors(table, metric.name), capsize=4,
-               color="tab:blue", label="measured (95% CI over prompts)")
-        ax.scatter(x, table[f"poster_{metric.name}"].to_numpy(dtype=float), color="tab:red", marker="D",
-                   zorder=3, label="poster")
+        ax.errorbar(x, table[metric.name].to_numpy(dtype=float), yerr=_errors(table, metric.name), fmt="o",
+                    capsize=4, color="tab:blue", label="measured (95% CI over prompts)")
+        if show_poster:
+            ax.scatter(x, table[f"poster_{metric.name}"].to_numpy(dtype=float), color="tab:red", marker="D",
+                       zorder=3, label="poster")
         ax.set_xticks(x, table["label"], rotation=30, ha="right")
+        ax.set_xlim(-0.5, len(table) - 0.5)
+        ax.grid(axis="y", alpha=0.3)
         ax.set_title(f"{metric.heading} {metric.arrow}")
         ax.set_ylabel(metric.unit)
     handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
@@ -87,8 +92,9 @@ def plot_motion_heatmap(motions: pd.DataFrame, methods: list[str], paths):
     return fig
 
 
-def plot_tradeoff(table: pd.DataFrame, paths):
-    """Alignment against diversity per method (95% CIs as error bars), the poster's beside."""
+def plot_tradeoff(table: pd.DataFrame, paths, show_poster: bool = True):
+    """Alignment against diversity per method (95% CIs as error bars), the poster's beside when
+    ``show_poster`` (see :func:`plot_metrics`)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     for index, row in enumerate(table.itertuples(index=False)):
@@ -96,12 +102,12 @@ def plot_tradeoff(table: pd.DataFrame, paths):
         one = table.iloc[[index]]
         ax.errorbar(row.diversity, row.alignment, xerr=_errors(one, "diversity"),
                     yerr=_errors(one, "alignment"), fmt="o", color=colour, capsize=3, label=row.label)
-        if np.isfinite(row.poster_alignment):
+        if show_poster and np.isfinite(row.poster_alignment):
             ax.scatter(row.poster_diversity, row.poster_alignment, marker="D", facecolors="none",
                        edgecolors=colour)
     ax.set_xlabel("Diversity ↓ (cross-seed similarity; left = more diverse)")
     ax.set_ylabel("Alignment ↑")
-    ax.set_title("Alignment vs diversity (hollow diamonds: poster)")
+    ax.set_title("Alignment vs diversity" + (" (hollow diamonds: poster)" if show_poster else ""))
     ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     save_figure(fig, paths)

@@ -106,11 +106,13 @@ def test_figures_draw_our_values_the_cis_and_the_posters_points():
     methods = ["lamp", "per_frame_t2i"]
     table = comparison_table(videos_table({"lamp": [10.0, 20.0, 40.0], "per_frame_t2i": [7.0]}), methods, 200, 0)
     lamp = table.iloc[0]
-    bars = plot_metrics(table, []).axes[:3]
-    for ax, metric in zip(bars, ["alignment", "consistency", "diversity"]):
-        assert [patch.get_height() for patch in ax.patches] == pytest.approx(table[metric].tolist())
+    panels = plot_metrics(table, []).axes[:3]
+    for ax, metric in zip(panels, ["alignment", "consistency", "diversity"]):
+        dots = [line for line in ax.lines if line.get_marker() == "o"]
+        assert len(dots) == 1 and list(dots[0].get_ydata()) == pytest.approx(table[metric].tolist())
+        assert not ax.patches  # dots, no bars from 0
         assert _drawn_points(ax, PathCollection) == [(0, get_method("lamp").poster[metric])]  # none for per-frame T2I
-        caps = sorted(y for line in ax.lines for y in line.get_ydata())
+        caps = sorted(y for line in ax.lines if line.get_marker() != "o" for y in line.get_ydata())
         assert caps == pytest.approx(sorted([lamp[f"{metric}_ci_low"], lamp[f"{metric}_ci_high"]] +
                                             [table[metric].iloc[1]] * 2))  # zero-length bar: no CI
     tradeoff = plot_tradeoff(table, []).axes[0]
@@ -126,6 +128,22 @@ def test_figures_draw_our_values_the_cis_and_the_posters_points():
     assert [t.get_text() for t in heatmaps[2].texts] == ["81.00", "82.00", "80.00", "n/a"]
     assert [t.get_text() for t in heatmaps[0].get_yticklabels()] == ["LAMP", "Per-frame T2I"]
     assert [t.get_text() for t in heatmaps[0].get_xticklabels()] == ["m0", "m1"]
+
+
+def test_figures_zoom_to_what_was_measured_and_leave_out_the_poster_for_other_models():
+    from matplotlib.collections import PathCollection
+
+    methods = ["lamp", "ours_latents"]
+    # values a point apart: an axis from 0 would flatten them
+    table = comparison_table(videos_table({"lamp": [95.0, 96.0, 97.0], "ours_latents": [96.0, 97.0, 98.0]}),
+                             methods, 200, 0)
+    for ax, metric in zip(plot_metrics(table, [], show_poster=False).axes[:3], ["alignment", "consistency",
+                                                                               "diversity"]):
+        low, high = ax.get_ylim()
+        assert low > table[f"{metric}_ci_low"].min() - 2 and high - low < 10  # a point: a tenth of the axis
+        assert _drawn_points(ax, PathCollection) == []
+    tradeoff = plot_tradeoff(table, [], show_poster=False).axes[0]
+    assert _drawn_points(tradeoff, PathCollection) == [] and "poster" not in tradeoff.get_title()
 
 
 def test_aggregate_writes_tables_and_figures(tmp_path):

@@ -38,6 +38,9 @@ class ModelSource:
     #: Lines for the report: which models these are (``describe(models_config, kinds)``, the
     #: kinds that the run uses).
     describe: Callable[[dict, list], list[str]] = lambda models_config, kinds: []
+    #: Whether ``models_config`` gives the poster's models (``is_posters(models_config)``): only
+    #: then are the poster's numbers drawn beside ours in the figures.
+    is_posters: Callable[[dict], bool] = lambda models_config: False
 
 
 MODEL_SOURCES = Registry("model source")
@@ -179,9 +182,13 @@ def _describe_download(models_config: dict, kinds) -> list[str]:
     return lines
 
 
+#: The poster's base model (the design card: Stable Diffusion v1.4).
+POSTER_BASE_MODEL = "CompVis/stable-diffusion-v1-4"
+
 register_model_source(ModelSource(
     "download", _download, settings=lambda kind, models_config: {"source": "download", kind: models_config[kind]},
     describe=_describe_download,
+    is_posters=lambda models_config: models_config["base"]["repo_id"] == POSTER_BASE_MODEL,
 ))
 register_model_source(ModelSource(
     "tiny", _create_tiny, settings=lambda kind, models_config: {"source": "tiny", "seed": models_config["seed"]},
