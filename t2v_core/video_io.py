@@ -22,6 +22,9 @@ def iter_frames(path: str | Path):
     try:
         first = reader.next().asnumpy()
     except decord.DECORDError:
+        first = None
+    # for those widths decord's sequential reads return the padded rows as a 4th "channel"
+    if first is None or first.ndim != 3 or first.shape[2] != 3:
         import imageio.v2 as imageio
 
         with imageio.get_reader(str(path), format="FFMPEG") as ffmpeg:

@@ -255,3 +255,13 @@ def test_clips_are_decoded_in_order_as_training_reads_them(tmp_path):
     assert scan.frames == len(frames) == 217
     expected = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
     np.testing.assert_allclose(scan.differences, expected, rtol=1e-5)
+
+
+def test_widths_that_decord_pads_are_read_through_ffmpeg(tmp_path):
+    # decord returns 48-pixel-wide frames as (H, 48, 4): its row padding as a 4th channel
+    frames = np.stack([np.full((32, 48, 3), 40 * i, dtype=np.uint8) for i in range(6)])
+    write_mp4(tmp_path / "w48.mp4", frames, fps=4)
+    video = read_video(tmp_path / "w48.mp4")
+    assert video.shape == (6, 32, 48, 3)
+    assert np.abs(video.astype(int) - frames).max() <= 3
+    assert scan_clip(tmp_path / "w48.mp4").frames == 6
