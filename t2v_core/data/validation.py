@@ -55,15 +55,6 @@ def frame_differences(frames: np.ndarray, previous: np.ndarray | None = None) ->
 COPY_LEVELS = 0.25
 
 
-def frozen_or_blank(frames: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
-    """Per frame: True if it is blank (see :func:`blank_frames`) or a copy of the frame before
-    it (see COPY_LEVELS); the first frame is no copy unless ``previous`` is given."""
-    copy = frame_differences(frames, previous) < COPY_LEVELS
-    if previous is None:
-        copy = np.concatenate([[False], copy])
-    return blank_frames(frames) | copy
-
-
 #: A sudden change between two frames, the mark of a damaged encode (macroblock garbage that
 #: decodes without an error): their mean absolute difference exceeds the clip's median one by
 #: ``data.damaged_jump`` robust standard deviations (1.4826 x the median absolute deviation),
@@ -121,24 +112,25 @@ def decoder_output():
 def scan_clip(path: str | Path, chunk: int = 32) -> ClipScan:
     """Decode a clip once, in order (as training reads it), and measure what the checks need
     (``chunk`` frames at a time)."""
-    longest = current = 0
     previous = None
-    differences = []
+    blank, differences = [], []
     with decoder_output() as messages:
         frames = iter_frames(path)
         while block := list(itertools.islice(frames, chunk)):
             block = np.stack(block)
-            changes = frame_differences(block, previous)
-            copies = changes < COPY_LEVELS if previous is not None else np.concatenate([[False], changes < COPY_LEVELS])
-            for damaged in blank_frames(block) | copies:
-                current = current + 1 if damaged else 0
-                longest = max(longest, current)
-            differences += changes.tolist()
+            blank += blank_frames(block).tolist()
+            differences += frame_differences(block, previous).tolist()
             previous = block[-1]
     if previous is None:
         raise DataError(f"{path}: no frames")
-    return ClipScan(len(differences) + 1, previous.shape[0], previous.shape[1], longest,
-                    np.asarray(differences), messages)
+    differences = np.asarray(differences)
+    # blank, or a copy of the frame before (the first frame is no copy)
+    damaged = np.asarray(blank) | np.concatenate([[False], differences < COPY_LEVELS])
+    longest = current = 0
+    for flag in damaged:
+        current = current + 1 if flag else 0
+        longest = max(longest, current)
+    return ClipScan(len(damaged), previous.shape[0], previous.shape[1], longest, differences, messages)
 
 
 def longest_damaged_run(path: str | Path) -> int:
