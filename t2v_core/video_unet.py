@@ -84,9 +84,12 @@ class TemporalConvBranch(nn.Module):
     def forward(self, y: torch.Tensor, num_frames: int) -> torch.Tensor:
         bf, c, h, w = y.shape
         b = bf // num_frames
-        t = y.reshape(b, num_frames, c, h, w).permute(0, 3, 4, 2, 1).reshape(b * h * w, c, num_frames)
-        t = self.conv(F.pad(t, (self.kernel_size - 1, 0)))
-        t = t.reshape(b, h, w, c, num_frames).permute(0, 4, 3, 1, 2).reshape(bf, c, h, w)
+        # The 1D conv over frames at every pixel, run as one 3D convolution with a (k, 1, 1)
+        # kernel on a (B, C, F, H, W) view: the same weights (saved adapters load unchanged)
+        # without permuting every pixel's frames into a (B*H*W, C, F) batch and back.
+        frames = F.pad(y.reshape(b, num_frames, c, h, w).transpose(1, 2), (0, 0, 0, 0, self.kernel_size - 1, 0))
+        t = F.conv3d(frames, self.conv.weight[..., None, None], self.conv.bias)
+        t = t.transpose(1, 2).reshape(bf, c, h, w)
         return y + torch.sigmoid(self.gate(y)) * t
 
 

@@ -88,6 +88,56 @@ def test_temporal_convs_are_causal(base_parts, inputs):
     assert torch.all(diff[3:] > 0), diff
 
 
+def causal_temporal_conv_by_hand(branch, frames):
+    """The gated branch written out per frame: t_f = b + sum_k W_k y_(f-K+1+k), zero before frame 1."""
+    f, c, h, w = frames.shape
+    weight, k = branch.conv.weight, branch.kernel_size
+    t = []
+    for index in range(f):
+        total = branch.conv.bias[None, :, None, None].expand(1, c, h, w)
+        for tap in range(k):
+            source = index - (k - 1) + tap
+            if source >= 0:
+                total = total + torch.einsum("oi,ihw->ohw", weight[:, :, tap], frames[source])[None]
+        t.append(total)
+    t = torch.cat(t)
+    return frames + torch.sigmoid(branch.gate(frames)) * t
+
+
+def test_temporal_conv_branch_equals_the_formula_with_its_gradients():
+    """The branch runs as one 3D convolution over a (B, C, F, H, W) view; values and gradients
+    equal the per-frame formula (and so the permute-and-Conv1d form it replaced) in fp32."""
+    from t2v_core.video_unet import TemporalConvBranch
+
+    torch.manual_seed(0)
+    branch = TemporalConvBranch(6)
+    for p in branch.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    frames = torch.randn(5, 6, 4, 3)
+    fast_in, slow_in = frames.clone().requires_grad_(), frames.clone().requires_grad_()
+    fast = branch(fast_in, num_frames=5)
+    fast.square().sum().backward()
+    fast_grads = [p.grad.clone() for p in branch.parameters()]
+    branch.zero_grad()
+    slow = causal_temporal_conv_by_hand(branch, slow_in)
+    slow.square().sum().backward()
+    torch.testing.assert_close(fast, slow, rtol=0, atol=1e-5)
+    torch.testing.assert_close(fast_in.grad, slow_in.grad, rtol=1e-5, atol=1e-5)
+    for fast_grad, p in zip(fast_grads, branch.parameters()):
+        torch.testing.assert_close(fast_grad, p.grad, rtol=1e-5, atol=1e-5)
+    # two clips in one batch stay apart: the second clip's first frame sees no frame of the first
+    two = branch(torch.cat([frames, frames]), num_frames=5).detach()
+    torch.testing.assert_close(two[5:], fast.detach(), rtol=0, atol=1e-6)
+
+
+def test_saved_adapter_layout_is_the_conv1d_layout(base_parts):
+    """Adapters saved before the 3D-convolution form keep loading: the temporal conv's weight is
+    still stored as a Conv1d's (out, in, k)."""
+    adapter = TemporalAdapter.from_unet(base_parts["unet"])
+    weights = {n: p.shape for n, p in adapter.state_dict().items() if n.endswith(".conv.weight")}
+    assert weights and all(len(shape) == 3 and shape[0] == shape[1] and shape[2] == 3 for shape in weights.values())
+
+
 def test_adapter_round_trips_bit_exactly(base_parts, tmp_path):
     torch.manual_seed(0)
     adapter = TemporalAdapter.from_unet(base_parts["unet"])
