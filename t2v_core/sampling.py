@@ -139,3 +139,28 @@ def load_first_frame(path, height: int, width: int) -> np.ndarray:
     if image.size != (width, height):
         image = image.resize((width, height), Image.BICUBIC)
     return np.asarray(image)
+
+
+def match_histograms_to_first_frame(frames: np.ndarray) -> np.ndarray:
+    """LAMP's post-processing (its inference script): every frame after the first gets, channel
+    by channel, the first frame's histogram. Each value v of a frame maps to the smallest value
+    u whose cumulative share in the first frame is at least v's cumulative share in the frame.
+
+    ``frames``: uint8 (F, H, W, 3); returns a new uint8 array, frame 1 unchanged. Shares are
+    compared as integer counts (both frames have the same number of pixels): where the running
+    counts tie, the tied value is chosen. The script sums float densities, which round either
+    way at ties; at the top a sum just under 1 sends the frame's brightest value to 255.
+    """
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4:
+        raise SamplingError(f"histogram matching needs uint8 (F, H, W, C) frames, got {frames.dtype} {frames.shape}")
+    out = frames.copy()
+    first = frames[0]
+    for channel in range(frames.shape[3]):
+        reference = np.cumsum(np.bincount(first[..., channel].ravel(), minlength=256))
+        for index in range(1, len(frames)):
+            values = frames[index, ..., channel]
+            shares = np.cumsum(np.bincount(values.ravel(), minlength=256))
+            mapping = np.clip(np.searchsorted(reference, shares, side="left"), 0, 255).astype(np.uint8)
+            out[index, ..., channel] = mapping[values]
+    return out

@@ -9,7 +9,7 @@ import torch
 
 from t2v_core.methods import get_method
 from t2v_core.pipeline import FirstFrameVideoPipeline
-from t2v_core.sampling import SamplingError
+from t2v_core.sampling import SamplingError, match_histograms_to_first_frame
 from t2v_core.video_unet import TemporalAdapter
 
 from conftest import perturbed
@@ -60,18 +60,25 @@ def test_save_and_load_round_trip_gives_the_same_video(tiny_model_dir, adapter_d
 
 
 @pytest.mark.parametrize("method", ["lamp", "ours_noise"])
-def test_the_workflows_sampler_is_the_pipeline(tiny_model_dir, adapter_dir, method):
-    """What the table measures for LAMP and Ours is what a user gets from the pipeline."""
+@pytest.mark.parametrize("histogram_matching", [False, True])
+def test_the_workflows_sampler_is_the_pipeline(tiny_model_dir, adapter_dir, method, histogram_matching):
+    """What the table measures for LAMP and Ours is what a user gets from the pipeline (then,
+    with histogram_matching, LAMP's post-processing of its inference script)."""
     registered = get_method(method)
     loaded = registered.load({"base": tiny_model_dir / "base"}, adapter_dir, "cpu")
     sampling = {"num_inference_steps": 3, method: {"guidance_scale": 7.5, "shared_noise_alpha": 0.2, "adain": True,
-                                                   "adain_late_fraction": 0.62}}
+                                                   "adain_late_fraction": 0.62,
+                                                   "histogram_matching": histogram_matching}}
     video = {"num_frames": 3, "height": 32, "width": 32}
     image = first_frame() if registered.needs_first_frame_image else None
     ours = registered.sample(loaded, PROMPT, torch.Generator().manual_seed(3), video, sampling, image)
     pipe = FirstFrameVideoPipeline.from_pretrained(tiny_model_dir / "base",
                                                    adapter=TemporalAdapter.from_pretrained(adapter_dir))
-    np.testing.assert_array_equal(ours, frames_of(pipe, first_frame=image))
+    expected = frames_of(pipe, first_frame=image)
+    if histogram_matching:
+        expected = match_histograms_to_first_frame(expected)
+        assert not np.array_equal(ours[1:], frames_of(pipe, first_frame=image)[1:])  # it did something
+    np.testing.assert_array_equal(ours, expected)
     assert not np.array_equal(ours, frames_of(pipe, seed=4, first_frame=image))  # the seed counts
 
 

@@ -9,7 +9,7 @@ from t2v_core.methods.text2video_zero import sample_text2video_zero
 from t2v_core.pipeline import FirstFrameVideoPipeline
 from t2v_core.sampling import (
     SamplingError, encode_first_frame, lamp_adain_final, lamp_adain_step, load_first_frame,
-    match_statistics, shared_noise,
+    match_histograms_to_first_frame, match_statistics, shared_noise,
 )
 from t2v_core.video_unet import TemporalAdapter
 
@@ -118,3 +118,53 @@ def test_a_prompt_longer_than_the_text_encoder_reads_is_warned_about_for_lamp_an
     (record,) = [r for r in caplog.records if r.name == "t2v_core.sampling"]
     assert f"prompt {long!r} is 87 tokens long, the text encoder reads 77" in record.getMessage()
     assert record.getMessage().endswith("slowly moves right' is ignored")
+
+
+def test_histogram_matching_by_hand():
+    """Frame 2's values 5, 6, 7, 8 (one pixel each) take the first frame's 0, 0, 10, 20: the
+    smallest value whose cumulative count in frame 1 reaches theirs in frame 2 (1, 2, 3, 4)."""
+    first = np.array([[0, 0], [10, 20]], dtype=np.uint8)
+    second = np.array([[5, 6], [7, 8]], dtype=np.uint8)
+    frames = np.stack([first, second])[..., None].repeat(3, axis=-1)
+    frames[1, ..., 2] = 9  # a flat channel: every pixel reaches the whole count -> the maximum, 20
+    matched = match_histograms_to_first_frame(frames)
+    np.testing.assert_array_equal(matched[0], frames[0])
+    np.testing.assert_array_equal(matched[1, ..., 0], [[0, 0], [10, 20]])
+    np.testing.assert_array_equal(matched[1, ..., 1], [[0, 0], [10, 20]])
+    np.testing.assert_array_equal(matched[1, ..., 2], [[20, 20], [20, 20]])
+
+
+def lamp_inference_script_formula(reference, frame):
+    """The formula of LAMP's inference script written out: densities of 256 unit bins, their
+    running sums, and for each value of the frame the first reference value whose running sum
+    is not below the frame's (numpy's searchsorted, side 'left')."""
+    out = np.zeros_like(frame)
+    for channel in range(3):
+        ref_density, _ = np.histogram(reference[..., channel], bins=256, range=(0, 256), density=True)
+        frame_density, _ = np.histogram(frame[..., channel], bins=256, range=(0, 256), density=True)
+        lookup = np.searchsorted(np.cumsum(ref_density), np.cumsum(frame_density), side="left")
+        out[..., channel] = np.clip(lookup, 0, 255)[frame[..., channel]]
+    return out
+
+
+def test_histogram_matching_equals_lamps_formula_on_real_looking_frames():
+    rng = np.random.default_rng(0)
+    # a dark first frame and a brighter, more contrasted later frame (as a drifting video's)
+    first = np.clip(rng.normal(70, 20, (32, 48, 3)), 0, 255).astype(np.uint8)
+    later = np.clip(rng.normal(140, 45, (32, 48, 3)), 0, 255).astype(np.uint8)
+    matched = match_histograms_to_first_frame(np.stack([first, later, first]))
+    reference = lamp_inference_script_formula(first, later)
+    # Equal wherever the running counts of a value do not tie exactly with the first frame's;
+    # at a tie the script's float sums round either way (at the top, a sum just under 1 sends
+    # the frame's brightest value to 255), where integer counts give the tied value itself.
+    for channel in range(3):
+        first_counts = np.cumsum(np.bincount(first[..., channel].ravel(), minlength=256))
+        later_counts = np.cumsum(np.bincount(later[..., channel].ravel(), minlength=256))
+        tied = np.isin(later_counts, first_counts)[later[..., channel]]
+        assert tied.mean() < 0.2
+        np.testing.assert_array_equal(matched[1, ..., channel][~tied], reference[..., channel][~tied])
+        assert np.all(first_counts[matched[1, ..., channel][tied]] == later_counts[later[..., channel][tied]])
+    np.testing.assert_array_equal(matched[2], first)  # a frame with the first frame's histogram keeps it
+    assert abs(matched[1].mean() - first.mean()) < 1.0 < abs(later.mean() - first.mean())
+    with pytest.raises(SamplingError, match="uint8"):
+        match_histograms_to_first_frame(np.stack([first, later]).astype(np.float32))
