@@ -106,6 +106,44 @@ def test_text2video_zero_wrapper_equals_diffusers(tiny_model_dir):
     assert np.abs(ours[0].astype(int) - ours[2].astype(int)).max() > 0
 
 
+def test_text2video_zero_suffix_as_the_original_code_appends_it():
+    from t2v_core.methods.text2video_zero import with_suffix
+
+    suffix = "high quality, HD, 8K, trending on artstation, high focus, dramatic lighting"
+    assert with_suffix("a horse runs.", suffix) == f"a horse runs, {suffix}"
+    assert with_suffix("a horse runs , ", suffix) == f"a horse runs, {suffix}"
+    assert with_suffix("a horse runs", "") == "a horse runs"
+
+
+@pytest.mark.parametrize("scaling, frames, expected_x, last_frame_shift", [
+    ("per_frame", 8, 12.0, 7 * 12 / 512),    # the original's 8 frames: 16% of the width
+    ("per_frame", 16, 12.0, 15 * 12 / 512),  # 16 frames at the original's step: 35%
+    ("per_video", 16, 5.6, 7 * 12 / 512),    # 12 x 7/15: the 16th frame ends where the original's 8th did
+    ("per_video", 8, 12.0, 7 * 12 / 512),
+])
+def test_text2video_zero_motion_field_scaling(scaling, frames, expected_x, last_frame_shift):
+    from t2v_core.methods.text2video_zero import motion_field_strengths
+
+    settings = {"motion_field_strength_x": 12, "motion_field_strength_y": 6, "motion_field_scaling": scaling}
+    x, y = motion_field_strengths(settings, frames)
+    assert x == pytest.approx(expected_x) and y == pytest.approx(expected_x / 2)
+    assert (frames - 1) * x / 512 == pytest.approx(last_frame_shift)
+
+
+def test_text2video_zero_method_passes_the_suffixed_prompt_and_scaled_field(monkeypatch):
+    from t2v_core.methods import text2video_zero
+
+    seen = {}
+    monkeypatch.setattr(text2video_zero, "sample_text2video_zero", lambda parts, prompt, **kw: seen.update(kw, prompt=prompt))
+    settings = {"guidance_scale": 7.5, "t0": 2, "t1": 3, "motion_field_strength_x": 12, "motion_field_strength_y": 0,
+                "motion_field_scaling": "per_video", "prompt_suffix": "HD"}
+    loaded = {"unet": type("UNet", (), {"device": "cpu"})()}
+    text2video_zero.TEXT2VIDEO_ZERO.sample(loaded, "a red square.", None, {"num_frames": 15, "height": 32, "width": 32},
+                                           {"num_inference_steps": 5, "text2video_zero": settings})
+    assert seen["prompt"] == "a red square, HD"
+    assert seen["motion_field_strength_x"] == pytest.approx(6.0) and seen["motion_field_strength_y"] == 0
+
+
 def test_a_prompt_longer_than_the_text_encoder_reads_is_warned_about_for_lamp_and_ours(base_parts, caplog):
     pipe = untrained_pipeline(base_parts)
     long = "a red square " + " ".join(["slowly"] * 80) + " moves right"

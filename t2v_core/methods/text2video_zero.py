@@ -7,6 +7,32 @@ import numpy as np
 
 from .base import Method
 
+#: The original's videos: 8 frames, each moved by the motion field's strength (a 512 grid).
+ORIGINAL_NUM_FRAMES = 8
+MOTION_FIELD_GRID = 512
+
+
+def with_suffix(prompt: str, suffix: str) -> str:
+    """The prompt the original's code gives its pipeline: a trailing "," or "." dropped, then
+    ", " and the suffix; the prompt unchanged when the suffix is empty."""
+    if not suffix:
+        return prompt
+    prompt = prompt.rstrip()
+    if prompt.endswith((",", ".")):
+        prompt = prompt[:-1].rstrip()
+    return f"{prompt}, {suffix}"
+
+
+def motion_field_strengths(settings: dict, num_frames: int) -> tuple[float, float]:
+    """(x, y) strengths given to the pipeline: as configured (``per_frame``: each frame's step,
+    as the original's), or scaled so that the last of ``num_frames`` frames ends where the
+    original's 8th does (``per_video``)."""
+    x, y = settings["motion_field_strength_x"], settings["motion_field_strength_y"]
+    if settings["motion_field_scaling"] == "per_video" and num_frames > 1:
+        scale = (ORIGINAL_NUM_FRAMES - 1) / (num_frames - 1)
+        return x * scale, y * scale
+    return x, y
+
 
 def sample_text2video_zero(parts, prompt, num_frames, height, width, num_inference_steps, guidance_scale, t0, t1,
                            motion_field_strength_x, motion_field_strength_y, generator, device="cpu") -> np.ndarray:
@@ -35,11 +61,12 @@ class Text2VideoZero(Method):
 
     def sample(self, loaded, prompt, generator, video, sampling, first_frame=None):
         settings = sampling[self.name]
+        strength_x, strength_y = motion_field_strengths(settings, video["num_frames"])
         return sample_text2video_zero(
-            loaded, prompt, num_frames=video["num_frames"], height=video["height"], width=video["width"],
-            num_inference_steps=sampling["num_inference_steps"], guidance_scale=settings["guidance_scale"],
-            t0=settings["t0"], t1=settings["t1"], motion_field_strength_x=settings["motion_field_strength_x"],
-            motion_field_strength_y=settings["motion_field_strength_y"], generator=generator,
+            loaded, with_suffix(prompt, settings["prompt_suffix"]), num_frames=video["num_frames"],
+            height=video["height"], width=video["width"], num_inference_steps=sampling["num_inference_steps"],
+            guidance_scale=settings["guidance_scale"], t0=settings["t0"], t1=settings["t1"],
+            motion_field_strength_x=strength_x, motion_field_strength_y=strength_y, generator=generator,
             device=loaded["unet"].device,
         )
 
