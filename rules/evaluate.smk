@@ -81,5 +81,7 @@ rule aggregate:
         deviations=report_deviations(),
         # the poster's numbers drawn beside ours only where its models were used
         poster_models=MODEL_SOURCE.is_posters(config["models"]),
+        # which reading of a metric with several (the poster's diversity) the table shows
+        readings=chosen_readings(config["evaluation"]),
     script:
         "../workflow_scripts/aggregate.py"

@@ -1,7 +1,8 @@
 """Aggregation of per-video metrics into the comparison table and plots.
 
 Per prompt: per-video metrics are averaged over the prompt's videos (seeds); a per-prompt
-metric (diversity) is the prompt's own value. Per method (and per method x motion): the mean
+metric (the diversity readings) is the prompt's own value; a metric with readings (diversity)
+takes the values of the reading the config chooses. Per method (and per method x motion): the mean
 over prompts, with a 95% percentile-bootstrap confidence interval over prompts (none when a
 method has a single prompt). Which metrics, their headings, arrows and the poster's numbers
 come from the metric table (:mod:`t2v_core.metrics.registry`) and the method registry; a
@@ -18,26 +19,32 @@ import numpy as np
 import pandas as pd
 
 from .methods import get_method
-from .metrics.registry import poster_metrics, table_metrics
+from .metrics.registry import get_metric, metrics, poster_metrics, table_metrics
 from .plots import plot_metrics, plot_motion_heatmap, plot_tradeoff
 from .video_io import atomic_path
 
 
-def metrics_of(frame: pd.DataFrame) -> list:
-    """The metrics (specs) present in a table of per-video, per-prompt or summary rows."""
+def metrics_of(frame: pd.DataFrame, table: str | None = None) -> list:
+    """The metrics (specs) present in a table of per-video, per-prompt or summary rows (of those
+    that ``table``, "comparison" or "motions", shows)."""
     columns = set(frame.columns)
-    return [m for m in table_metrics() if m.column in columns or m.name in columns]
+    return [m for m in table_metrics(table=table) if m.column in columns or m.name in columns]
 
 
-def per_prompt(videos: pd.DataFrame) -> pd.DataFrame:
+def per_prompt(videos: pd.DataFrame, readings: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per (method, motion, prompt_id): each per-video metric's mean over the seeds,
-    each per-prompt metric's value."""
+    each per-prompt metric's value; a metric with readings gets the values of the one that
+    ``readings`` (metric -> reading, as :func:`chosen_readings`) names, or of its default."""
     keys = ["method", "motion", "prompt_id", "prompt"]
     grouped = videos.groupby(keys, sort=True)
     present = metrics_of(videos)
     table = grouped[[m.column for m in present if m.per == "video"]].mean()
-    for metric in [m for m in present if m.per == "prompt"]:
+    for metric in [m for m in present if m.per != "video"]:
         table[metric.name] = grouped[metric.column].first()
+    for metric in [m for m in metrics() if m.readings]:
+        reading = (readings or {}).get(metric.name, metric.readings[0])
+        if get_metric(reading).column in videos.columns:
+            table[metric.name] = table[reading]
     table["n_videos"] = grouped.size()
     return table.reset_index()
 
@@ -85,8 +92,9 @@ def _cell(value, low, high) -> str:
     return f"{value:.2f}"
 
 
-def comparison_table(videos: pd.DataFrame, methods: list[str], samples: int, seed: int) -> pd.DataFrame:
-    prompts = per_prompt(videos)
+def comparison_table(videos: pd.DataFrame, methods: list[str], samples: int, seed: int,
+                     readings: dict[str, str] | None = None) -> pd.DataFrame:
+    prompts = per_prompt(videos, readings)
     table = summarise(prompts, ["method"], samples, seed).set_index("method")
     missing = [m for m in methods if m not in table.index]
     if missing:
@@ -101,7 +109,7 @@ def comparison_table(videos: pd.DataFrame, methods: list[str], samples: int, see
 def markdown_table(table: pd.DataFrame) -> str:
     """The comparison in Markdown: a poster metric's column of ours [95% CI] beside the poster's,
     then the other metrics, then the numbers of prompts and videos."""
-    shown, headings = metrics_of(table), []
+    shown, headings = metrics_of(table, "comparison"), []
     for metric in shown:
         if metric.poster:
             headings += [f"{metric.heading} {metric.arrow} (ours [95% CI])", f"{metric.heading} (poster)"]
@@ -139,7 +147,7 @@ def _latex_cell(value, low=math.nan, high=math.nan) -> str:
 
 def latex_table(table: pd.DataFrame) -> str:
     """The comparison as a booktabs table: ours (mean ± half the 95% CI) beside the poster."""
-    shown = metrics_of(table)
+    shown = metrics_of(table, "comparison")
     columns = "".join("rr" if m.poster else "r" for m in shown)
     heads = [rf"\multicolumn{{2}}{{c}}{{{m.heading} {m.latex_arrow}}}" if m.poster
              else f"{_latex_escape(m.heading)} {m.latex_arrow}" for m in shown]
@@ -166,7 +174,7 @@ def latex_table(table: pd.DataFrame) -> str:
 
 def motions_markdown(motions: pd.DataFrame, methods: list[str]) -> str:
     """Per-motion breakdown: one row per (motion, method), each metric with its 95% CI."""
-    metrics = metrics_of(motions)
+    metrics = metrics_of(motions, "motions")
     header = "| Motion | Model | " + " | ".join(f"{m.heading} {m.arrow}" for m in metrics) + " | Prompts |"
     lines = [header, "|" + "---|" * (3 + len(metrics))]
     order = {m: i for i, m in enumerate(methods)}
@@ -186,17 +194,18 @@ def _write_text(path, text: str) -> None:
 
 
 def aggregate(metric_csvs: list[str | Path], methods: list[str], out: dict, samples: int, seed: int,
-              poster_models: bool = True) -> pd.DataFrame:
+              poster_models: bool = True, readings: dict[str, str] | None = None) -> pd.DataFrame:
     """Read per-video metric CSVs and write the tables and plots named in ``out``; the figures
     draw the poster's numbers only with ``poster_models`` (the run used the poster's models).
+    ``readings``: the reading of each metric that has several (:func:`chosen_readings`).
 
     ``out`` keys: videos (all per-video rows), prompts (per prompt), motions (per method x
     motion, CSV) and motions_md, table_csv, table_md, table_tex, and the figures
     metrics_png/_svg, heatmap_png/_svg, tradeoff_png/_svg.
     """
     videos = pd.concat([pd.read_csv(p) for p in metric_csvs], ignore_index=True)
-    table = comparison_table(videos, methods, samples, seed)
-    prompts = per_prompt(videos)
+    table = comparison_table(videos, methods, samples, seed, readings)
+    prompts = per_prompt(videos, readings)
     motions = summarise(prompts, ["method", "motion"], samples, seed)
     for key, frame in (("videos", videos), ("prompts", prompts), ("motions", motions), ("table_csv", table)):
         with atomic_path(out[key]) as tmp:

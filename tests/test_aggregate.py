@@ -16,15 +16,17 @@ POSTER_METHODS = ["text2video_zero", "lamp", "ours_noise", "ours_latents"]
 
 
 def videos_table(values: dict[str, list[float]], seeds=(0, 1)) -> pd.DataFrame:
-    """Per-video rows: method -> one alignment per prompt (consistency = alignment + 50,
-    diversity = 80 + prompt index); seed k adds k to alignment so seeds must be averaged."""
+    """Per-video rows: method -> one alignment per prompt (consistency = alignment + 50; the
+    diversity readings across prompts, seeds and frames 80, 90 and 70 + prompt index); seed k
+    adds k to alignment so seeds must be averaged."""
     rows = []
     for method, per_prompt_values in values.items():
         for p, value in enumerate(per_prompt_values):
             for seed in seeds:
                 rows.append({"method": method, "motion": f"m{p % 2}", "prompt_id": f"p{p}", "prompt": f"prompt {p}",
                              "seed": seed, "alignment": value + seed, "consistency": value + 50,
-                             "prompt_diversity": 80.0 + p})
+                             "prompt_diversity_prompts": 80.0 + p, "prompt_diversity_seeds": 90.0 + p,
+                             "prompt_diversity_frames": 70.0 + p})
     return pd.DataFrame(rows)
 
 
@@ -32,6 +34,16 @@ def test_per_prompt_averages_seeds_and_keeps_the_prompts_diversity():
     prompts = per_prompt(videos_table({"lamp": [10.0, 20.0]}, seeds=(0, 1, 2)))
     assert list(prompts["alignment"]) == [11.0, 21.0]  # mean of value + 0, 1, 2
     assert list(prompts["diversity"]) == [80.0, 81.0] and list(prompts["n_videos"]) == [3, 3]
+
+
+def test_the_diversity_shown_is_the_chosen_reading():
+    videos = videos_table({"lamp": [10.0, 20.0]})
+    assert list(per_prompt(videos)["diversity"]) == [80.0, 81.0]  # the default: across prompts
+    seeds = per_prompt(videos, {"diversity": "diversity_seeds"})
+    assert list(seeds["diversity"]) == [90.0, 91.0] and list(seeds["diversity_frames"]) == [70.0, 71.0]
+    table = comparison_table(videos, ["lamp"], 100, 0, {"diversity": "diversity_frames"})
+    assert table.loc[0, "diversity"] == pytest.approx(70.5)
+    assert "Diversity across seeds" not in markdown_table(table)  # the readings: per motion only
 
 
 def test_bootstrap_ci_contains_the_mean_and_is_seeded():
@@ -170,7 +182,9 @@ def test_aggregate_writes_tables_and_figures(tmp_path):
     lamp_m0 = motions.loc[("lamp", "m0")]
     motions_md = out["motions_md"].read_text().splitlines()
     assert motions_md[2].startswith(f"| m0 | LAMP | 20.50 [{lamp_m0.alignment_ci_low:.2f}, {lamp_m0.alignment_ci_high:.2f}] |")
-    assert motions_md[3:] == ["| m0 | Per-frame T2I | 5.50 | 55.00 | 80.00 | 1 |", motions_md[4]]
+    assert "| Diversity ↓ | Diversity across prompts ↓ | Diversity across seeds ↓ | Diversity frame by frame ↓ |" \
+        in motions_md[0]
+    assert motions_md[3:] == ["| m0 | Per-frame T2I | 5.50 | 55.00 | 80.00 | 80.00 | 90.00 | 70.00 | 1 |", motions_md[4]]
     assert motions_md[4].startswith("| m1 | LAMP | 45.50 [")
     assert len(pd.read_csv(out["prompts"])) == 5 and len(pd.read_csv(out["videos"])) == 10
     for key in ("metrics", "heatmap", "tradeoff"):

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from t2v_core.metrics.clip import alignment, clip_features, consistency, diversity
+from t2v_core.metrics.clip import (
+    alignment, clip_features, consistency, diversity, diversity_across_prompts, diversity_frames,
+)
 from t2v_core.metrics.evaluate import evaluate_videos, score_prompt_videos
 from t2v_core.models.loading import ClipEmbedder
 
@@ -39,6 +41,27 @@ def test_diversity_is_the_mean_pairwise_cosine_of_video_embeddings():
     assert diversity([np.stack([E1, E2]), np.stack([E2, E1])]) == pytest.approx(100)  # same frames
     # frames are normalised before averaging: E1 and 3*E2 average to the direction of E1 + E2
     assert diversity([np.stack([E1, 3 * E2]), (E1 + E2)[None]]) == pytest.approx(100)
+
+
+def test_frame_level_diversity_compares_frames_of_the_same_index():
+    # two videos of the same frames in another order: 100 as videos, 0 frame by frame
+    assert diversity_frames([np.stack([E1, E2]), np.stack([E2, E1])]) == pytest.approx(0.0)
+    assert diversity([np.stack([E1, E2]), np.stack([E2, E1])]) == pytest.approx(100.0)
+    # three videos: pairs (a, b) = (1 + 0)/2, (a, c) = (1 + 1)/2, (b, c) = (1 + 0)/2
+    a, b, c = np.stack([E1, E2]), np.stack([E1, E3]), np.stack([2 * E1, 5 * E2])
+    assert diversity_frames([a, b, c]) == pytest.approx(100 * (0.5 + 1.0 + 0.5) / 3)
+
+
+def test_diversity_across_prompts_by_hand(caplog):
+    # prompt p: videos embedded E1 and E2; q: E1; r: E3. p's videos against q's and r's:
+    # cos(E1, E1) = 1, cos(E1, E3) = 0, cos(E2, E1) = 0, cos(E2, E3) = 0 -> 25
+    values = diversity_across_prompts({"p": [E1[None], E2[None]], "q": [E1[None]], "r": [np.stack([E3, 2 * E3])]})
+    assert values["p"] == pytest.approx(25.0)
+    assert values["q"] == pytest.approx(100 * (1 + 0 + 0) / 3)  # against E1, E2, E3
+    assert values["r"] == pytest.approx(0.0)
+    with caplog.at_level(logging.WARNING):
+        assert math.isnan(diversity_across_prompts({"p": [E1[None], E2[None]]})["p"])
+    assert "needs >= 2 prompts" in caplog.text
 
 
 def test_diversity_of_a_single_seed_is_nan_with_a_warning(caplog):
@@ -74,7 +97,10 @@ def test_each_video_is_embedded_once_and_rows_carry_its_values():
     assert list(table["alignment"]) == pytest.approx([100.0, 50.0])
     assert list(table["consistency"]) == pytest.approx([100.0, 0.0])
     # video embeddings E1 and (E1 + E2)/sqrt(2): cosine 1/sqrt(2), the same on every row
-    assert list(table["prompt_diversity"]) == pytest.approx([100 * 2 ** -0.5] * 2)
+    assert list(table["prompt_diversity_seeds"]) == pytest.approx([100 * 2 ** -0.5] * 2)
+    # frame by frame: red-red, red-dark, red-red, red-dark -> (1 + 0 + 1 + 0) / 4
+    assert list(table["prompt_diversity_frames"]) == pytest.approx([50.0] * 2)
+    assert "prompt_diversity_prompts" not in table  # over a motion's prompts: see score_motion
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +147,7 @@ def test_evaluate_videos_writes_one_row_per_video_with_the_ids(tiny_clip, tmp_pa
     table = evaluate_videos({"clip": clip_dir}, {"rain": (folder, prompts)}, [7, 3], "lamp", out, batch_size=3)
     written = pd.read_csv(out)
     assert list(written.columns) == ["method", "motion", "prompt_id", "prompt", "seed", "alignment", "consistency",
-                                     "prompt_diversity"]
+                                     "prompt_diversity_seeds", "prompt_diversity_frames", "prompt_diversity_prompts"]
     assert list(written["seed"]) == [3, 7, 3, 7] and set(written["method"]) == {"lamp"}
     assert list(written["prompt"]) == ["rain falls"] * 2 + ["snow falls"] * 2
     assert list(written["prompt_id"]) == ["p0", "p0", "p1", "p1"]
@@ -133,7 +159,16 @@ def test_evaluate_videos_writes_one_row_per_video_with_the_ids(tiny_clip, tmp_pa
         text = embedder.text(prompt)
         assert list(rows["alignment"]) == pytest.approx([alignment(frames[s], text) for s in (3, 7)], abs=1e-3)
         assert list(rows["consistency"]) == pytest.approx([consistency(frames[s]) for s in (3, 7)], abs=1e-3)
-        assert rows["prompt_diversity"].tolist() == pytest.approx([diversity(list(frames.values()))] * 2, abs=1e-3)
+        assert rows["prompt_diversity_seeds"].tolist() == pytest.approx([diversity(list(frames.values()))] * 2,
+                                                                         abs=1e-3)
+        assert rows["prompt_diversity_frames"].tolist() == pytest.approx(
+            [diversity_frames(list(frames.values()))] * 2, abs=1e-3)
+    # across prompts: the two prompts of the motion against each other (one value, both prompts)
+    embedded = {pid: [embedder.frames(read_video(sample_file(folder, pid, seed))) for seed in (3, 7)]
+                for pid in prompts}
+    across = diversity_across_prompts(embedded)
+    assert across["p0"] == pytest.approx(across["p1"])
+    assert written["prompt_diversity_prompts"].tolist() == pytest.approx([across["p0"]] * 4, abs=1e-3)
     assert table["alignment"].tolist() == pytest.approx(written["alignment"].tolist())
 
 

@@ -68,9 +68,13 @@ def test_labels_poster_rows_and_trainings_come_from_the_method_modules():
 
 
 def test_metric_table_order_and_evaluators():
-    assert [m.name for m in table_metrics()] == [
+    assert [m.name for m in table_metrics(table="comparison")] == [
         "alignment", "consistency", "diversity", "motion_correct", "motion_magnitude", "subject_consistency"]
-    assert [m.column for m in metrics("clip")] == ["alignment", "consistency", "prompt_diversity"]
+    assert [m.name for m in table_metrics(table="motions")] == [
+        "alignment", "consistency", "diversity", "diversity_prompts", "diversity_seeds", "diversity_frames",
+        "motion_correct", "motion_magnitude", "subject_consistency"]
+    assert [m.column for m in metrics("clip") if m.compute] == [
+        "alignment", "consistency", "prompt_diversity_prompts", "prompt_diversity_seeds", "prompt_diversity_frames"]
     assert get_evaluator("clip").models == ("clip",)
     paper = validate_config(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
     demo = validate_config(yaml.safe_load((REPO / "config" / "demo.yaml").read_text()))
@@ -127,3 +131,18 @@ def test_every_registered_method_samples_seeded_videos(name, tiny_model_dir, fin
     np.testing.assert_array_equal(sample(0), first)
     assert not np.array_equal(sample(1), first)
     assert math.isfinite(float(first.std())) and first.std() > 0
+
+
+def test_the_schemas_diversity_readings_are_the_registrys():
+    """evaluation.diversity names the registry's readings (the schema's enum, its default first)."""
+    from t2v_core.config import load_schema
+    from t2v_core.metrics.registry import chosen_readings, get_metric
+
+    readings = get_metric("diversity").readings
+    key = load_schema()["properties"]["evaluation"]["properties"]["diversity"]
+    assert [f"diversity_{r}" for r in key["enum"]] == list(readings)
+    assert f"diversity_{key['default']}" == readings[0]
+    assert chosen_readings({"diversity": "seeds"}) == {"diversity": "diversity_seeds"}
+    assert chosen_readings({}) == {"diversity": "diversity_prompts"}
+    with pytest.raises(ValueError, match="evaluation.diversity: 'pixels' is not one of"):
+        chosen_readings({"diversity": "pixels"})

@@ -139,7 +139,7 @@ def _videos_with_motion():
         for p in range(2):
             for seed in (0, 1):
                 rows.append({"method": method, "motion": f"m{p}", "prompt_id": f"p{p}", "prompt": f"prompt {p}",
-                             "seed": seed, "alignment": 30.0, "consistency": 90.0, "prompt_diversity": 80.0,
+                             "seed": seed, "alignment": 30.0, "consistency": 90.0, "prompt_diversity_prompts": 80.0,
                              "motion_correct": float(correct[2 * p + seed]), "motion_magnitude": 0.5 + p,
                              "subject_consistency": 70.0, "tracked_fraction": 1.0})
     return pd.DataFrame(rows)

@@ -2,8 +2,12 @@
 
 - alignment: mean over frames of cos(frame, prompt);
 - consistency: mean over consecutive frame pairs of cos(frame t, frame t+1);
-- diversity: mean pairwise cos between the videos of one prompt from different seeds, each
-  video embedded as the (renormalised) mean of its frame embeddings; lower = more diverse.
+- diversity, three readings (the poster does not define it; lower = more diverse):
+  across seeds (the mean pairwise cos between the videos of one prompt from different seeds,
+  each video embedded as the renormalised mean of its frame embeddings), frame by frame across
+  seeds (the mean over seed pairs and frame indices of cos(frame f of one, frame f of the
+  other)), and across prompts (the mean cos between a prompt's videos and the videos of the
+  other prompts of its motion, embedded as across seeds).
 
 A video's frame embeddings are computed once (:func:`clip_features`) and reused by all three.
 """
@@ -46,6 +50,37 @@ def diversity(videos_frame_embeddings: list[np.ndarray]) -> float:
     similarity = v @ v.T
     upper = np.triu_indices(len(v), k=1)
     return float(100.0 * similarity[upper].mean())
+
+
+def diversity_frames(videos_frame_embeddings: list[np.ndarray]) -> float:
+    """Mean over pairs of videos of one prompt and over frame indices f of cos(frame f, frame f)
+    x 100; NaN (with a warning) if < 2 videos."""
+    if len(videos_frame_embeddings) < 2:
+        log.warning("frame-level diversity needs >= 2 seeds per prompt; got %d, reporting NaN",
+                    len(videos_frame_embeddings))
+        return math.nan
+    videos = [_normalise(e) for e in videos_frame_embeddings]
+    pairs = [np.mean(np.sum(a * b, axis=-1)) for i, a in enumerate(videos) for b in videos[i + 1:]]
+    return float(100.0 * np.mean(pairs))
+
+
+def diversity_across_prompts(prompts_videos: dict[str, list[np.ndarray]]) -> dict[str, float]:
+    """Per prompt of one motion (prompt -> its videos' frame embeddings): the mean cos x 100
+    between each of its videos and each video of the motion's other prompts, videos embedded as
+    in :func:`diversity`. The motion's value is the mean over its prompts (with equal numbers of
+    videos per prompt, the mean over all pairs of videos of different prompts). NaN (with a
+    warning) for a motion with a single prompt."""
+    if len(prompts_videos) < 2:
+        log.warning("diversity across prompts needs >= 2 prompts per motion; got %d, reporting NaN",
+                    len(prompts_videos))
+        return {prompt: math.nan for prompt in prompts_videos}
+    embedded = {p: _normalise(np.stack([_normalise(e).mean(axis=0) for e in videos]))
+                for p, videos in prompts_videos.items()}
+    values = {}
+    for prompt, own in embedded.items():
+        others = np.concatenate([v for p, v in embedded.items() if p != prompt])
+        values[prompt] = float(100.0 * np.mean(own @ others.T))
+    return values
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ def score_prompt_videos(evaluator: str, features: dict) -> pd.DataFrame:
     value on every row), from ``features`` (seed -> what the evaluator extracted)."""
     seeds = sorted(features)
     table = pd.DataFrame({"seed": seeds})
-    chosen = metrics(evaluator)
+    chosen = [m for m in metrics(evaluator) if m.compute is not None]
     for metric in [m for m in chosen if m.per == "video"]:
         table[metric.column] = [metric.compute(features[seed]) for seed in seeds]
     for metric in [m for m in chosen if m.per == "prompt"]:
@@ -25,14 +25,29 @@ def score_prompt_videos(evaluator: str, features: dict) -> pd.DataFrame:
 
 
 def evaluate_prompt(evaluators: list[str], prompt: str, videos: dict[int, np.ndarray], model_dirs: dict,
-                    device="cpu", batch_size: int = 32) -> pd.DataFrame:
-    """Every metric of ``evaluators`` on one prompt's videos (seed -> uint8 frames)."""
+                    device="cpu", batch_size: int = 32, features_out: dict | None = None) -> pd.DataFrame:
+    """Every per-video and per-prompt metric of ``evaluators`` on one prompt's videos (seed ->
+    uint8 frames); ``features_out`` (when given) receives each evaluator's features, for the
+    metrics over a motion's prompts (:func:`score_motion`)."""
     table = None
     for name in evaluators:
         features = get_evaluator(name).features(prompt, videos, model_dirs, device=device, batch_size=batch_size)
+        if features_out is not None:
+            features_out[name] = features
         scores = score_prompt_videos(name, features)
         table = scores if table is None else table.merge(scores, on="seed", validate="one_to_one")
     return table
+
+
+def score_motion(evaluators: list[str], features: dict[str, dict], tables: dict[str, pd.DataFrame]) -> None:
+    """Add the metrics over a motion's prompts to each prompt's table (``features``: prompt_id ->
+    evaluator -> seed -> features; ``tables``: prompt_id -> its rows), one value per prompt."""
+    for name in evaluators:
+        for metric in [m for m in metrics(name) if m.per == "motion" and m.compute is not None]:
+            values = metric.compute({pid: [own[name][seed] for seed in sorted(own[name])]
+                                     for pid, own in features.items()})
+            for pid, table in tables.items():
+                table[metric.column] = values[pid]
 
 
 class EvaluationError(RuntimeError):
@@ -67,15 +82,19 @@ def evaluate_videos(model_dirs: dict, samples: dict[str, tuple[str | Path, dict[
     tables = []
     with tqdm(total=sum(len(prompts) for _, prompts in samples.values()), desc=f"evaluate {method}") as bar:
         for motion, (sample_dir, prompts) in samples.items():
+            motion_tables, motion_features = {}, {}
             for pid, prompt in prompts.items():
                 videos = {seed: read_sample(sample_file(sample_dir, pid, seed), sample_dir) for seed in seeds}
+                motion_features[pid] = {}
                 table = evaluate_prompt(list(evaluators), prompt, videos, model_dirs, device=device,
-                                        batch_size=batch_size)
+                                        batch_size=batch_size, features_out=motion_features[pid])
                 ids = {"method": method, "motion": motion, "prompt_id": pid, "prompt": prompt}
                 for column, value in reversed(list(ids.items())):
                     table.insert(0, column, value)
-                tables.append(table)
+                motion_tables[pid] = table
                 bar.update()
+            score_motion(list(evaluators), motion_features, motion_tables)
+            tables.extend(motion_tables.values())
     table = pd.concat(tables, ignore_index=True)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)

@@ -24,21 +24,30 @@ class Metric:
     #: "↑" higher is better, "↓" lower is better, "→1" nearer 1 is better.
     arrow: str
     #: "video": ``compute(features of one video)``, averaged over a prompt's seeds;
-    #: "prompt": ``compute([features of every seed's video])``, one value per prompt.
+    #: "prompt": ``compute([features of every seed's video])``, one value per prompt;
+    #: "motion": ``compute({prompt_id: [features of every seed's video]})`` over the prompts of
+    #: one motion, one value per prompt ({prompt_id: value}).
     per: str
     evaluator: str
-    compute: Callable[[Any], float]
+    #: None for a metric that is one of its ``readings``, chosen by the config (computed by them).
+    compute: Callable[[Any], Any] | None
     #: One sentence for the report: what the number is.
     description: str
     unit: str = ""
     #: The poster reports it: the table puts the poster's number beside ours and the figures draw it.
     poster: bool = False
-    #: False: kept in the per-video CSV only (a diagnostic), not in the tables.
-    in_tables: bool = True
+    #: The tables that show it: "comparison" (one row per method), "motions" (per method x
+    #: motion); () = the per-video CSV only (a diagnostic).
+    tables: tuple[str, ...] = ("comparison", "motions")
+    #: For a quantity with several readings (the poster's undefined diversity): the metrics it
+    #: can be, the first the default; the config's ``evaluation.<name>`` chooses one.
+    readings: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if self.per not in ("video", "prompt"):
-            raise ValueError(f"metric {self.name}: per must be 'video' or 'prompt', got {self.per!r}")
+        if self.per not in ("video", "prompt", "motion"):
+            raise ValueError(f"metric {self.name}: per must be 'video', 'prompt' or 'motion', got {self.per!r}")
+        if (self.compute is None) == (not self.readings):
+            raise ValueError(f"metric {self.name}: give either compute or readings")
         if self.arrow not in LATEX_ARROWS:
             raise ValueError(f"metric {self.name}: arrow must be one of {list(LATEX_ARROWS)}")
 
@@ -46,6 +55,10 @@ class Metric:
     def column(self) -> str:
         """Its column in the per-video CSV (a per-prompt value is repeated on every seed's row)."""
         return self.name if self.per == "video" else f"prompt_{self.name}"
+
+    @property
+    def in_tables(self) -> bool:
+        return bool(self.tables)
 
     @property
     def latex_arrow(self) -> str:
@@ -93,13 +106,33 @@ def metrics(evaluator: str | None = None) -> list[Metric]:
     return [m for m in METRICS.items() if evaluator is None or m.evaluator == evaluator]
 
 
-def table_metrics(columns=None) -> list[Metric]:
-    """The metrics shown in the tables: all of them, or those whose column is in ``columns``."""
-    return [m for m in metrics() if m.in_tables and (columns is None or m.column in columns)]
+def table_metrics(columns=None, table: str | None = None) -> list[Metric]:
+    """The metrics shown in the tables (in ``table``, "comparison" or "motions"): all of them, or
+    those whose column is in ``columns``."""
+    return [m for m in metrics() if m.in_tables and (table is None or table in m.tables)
+            and (columns is None or m.column in columns)]
+
+
+def chosen_readings(evaluation: dict) -> dict[str, str]:
+    """For each metric with readings, the one the config chooses (``evaluation.<name>``, the
+    reading's name without the ``<name>_`` prefix) or its default."""
+    chosen = {}
+    for metric in metrics():
+        if metric.readings:
+            choice = evaluation.get(metric.name)
+            chosen[metric.name] = f"{metric.name}_{choice}" if choice else metric.readings[0]
+            if chosen[metric.name] not in metric.readings:
+                raise ValueError(f"evaluation.{metric.name}: {choice!r} is not one of "
+                                 f"{[r.removeprefix(metric.name + '_') for r in metric.readings]}")
+    return chosen
 
 
 def poster_metrics() -> list[Metric]:
     return [m for m in metrics() if m.poster]
+
+
+def get_metric(name: str) -> Metric:
+    return METRICS.get(name)
 
 
 def get_evaluator(name: str) -> Evaluator:
@@ -126,7 +159,26 @@ register_metric(Metric(
     poster=True,
 ))
 register_metric(Metric(
-    "diversity", "Diversity", "↓", "prompt", "clip", lambda videos: clip.diversity([v.frames for v in videos]),
-    "diversity is one value per prompt: the mean pairwise similarity of its seeds' videos, each embedded as "
-    "the mean of its frame embeddings (lower = more diverse)", unit="CLIP cosine x 100", poster=True,
+    "diversity", "Diversity", "↓", "prompt", "clip", None,
+    "diversity is the reading that evaluation.diversity chooses (below)", unit="CLIP cosine x 100", poster=True,
+    readings=("diversity_prompts", "diversity_seeds", "diversity_frames"),
+))
+register_metric(Metric(
+    "diversity_prompts", "Diversity across prompts", "↓", "motion", "clip",
+    lambda prompts: clip.diversity_across_prompts({p: [v.frames for v in videos] for p, videos in prompts.items()}),
+    "diversity across prompts is one value per prompt: the mean similarity of its videos to the videos of the "
+    "other prompts of its motion, each embedded as the mean of its frame embeddings", unit="CLIP cosine x 100",
+    tables=("motions",),
+))
+register_metric(Metric(
+    "diversity_seeds", "Diversity across seeds", "↓", "prompt", "clip",
+    lambda videos: clip.diversity([v.frames for v in videos]),
+    "diversity across seeds is one value per prompt: the mean pairwise similarity of its seeds' videos, each "
+    "embedded as the mean of its frame embeddings", unit="CLIP cosine x 100", tables=("motions",),
+))
+register_metric(Metric(
+    "diversity_frames", "Diversity frame by frame", "↓", "prompt", "clip",
+    lambda videos: clip.diversity_frames([v.frames for v in videos]),
+    "diversity frame by frame is one value per prompt: the mean over pairs of its seeds' videos and over frame "
+    "indices of cos(frame f of one, frame f of the other)", unit="CLIP cosine x 100", tables=("motions",),
 ))

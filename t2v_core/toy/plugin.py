@@ -124,7 +124,7 @@ register_metric(Metric(
 ))
 register_metric(Metric(
     "tracked_fraction", "Tracked fraction", "↑", "video", "toy_motion", lambda score: score["tracked_fraction"],
-    "the share of frames where the subject's colour was found", in_tables=False,
+    "the share of frames where the subject's colour was found", tables=(),
 ))
 register_metric(Metric(
     "subject_consistency", "Subject consistency", "↑", "video", "toy_motion",
