@@ -22,7 +22,10 @@ SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())["properti
 def test_schema_lists_exactly_the_registered_methods_and_sources():
     methods = SCHEMA["methods"]
     assert sorted(methods["items"]["enum"]) == sorted(method_names())
-    assert sorted(methods["default"]) == sorted(method_names())  # every method is compared by default
+    # every method is compared by default but the variants (config/variants.yaml adds those)
+    assert sorted(methods["default"]) == sorted(m for m in method_names() if not get_method(m).variant)
+    variants = yaml.safe_load((REPO / "config" / "variants.yaml").read_text())["methods"]
+    assert variants == methods["default"] + [m for m in method_names() if get_method(m).variant]
     # the default order is the table's: the poster's rows first, then the additions
     assert methods["default"] == ["text2video_zero", "lamp", "ours_noise", "ours_latents", "per_frame_t2i",
                                   "animatediff", "animatediff_motionlora"]
@@ -50,18 +53,25 @@ def test_a_method_the_schema_allows_but_nobody_registered_is_named(monkeypatch):
 
 
 def test_labels_poster_rows_and_trainings_come_from_the_method_modules():
-    assert {m: get_method(m).label for m in method_names()} == {
+    study = [m for m in method_names() if not get_method(m).variant]
+    assert {m: get_method(m).label for m in study} == {
         "text2video_zero": "Text2Video-Zero", "lamp": "LAMP", "ours_noise": "Ours (Noise)",
         "ours_latents": "Ours (Latents)", "per_frame_t2i": "Per-frame T2I", "animatediff": "AnimateDiff",
         "animatediff_motionlora": "AnimateDiff + MotionLoRA"}
-    assert {m: get_method(m).training.name for m in method_names() if get_method(m).training} == {
+    assert {m: get_method(m).training.name for m in study if get_method(m).training} == {
         "lamp": "lamp", "ours_noise": "ours", "ours_latents": "ours", "animatediff_motionlora": "motionlora"}
-    assert [name for name, t in trainings().items() if t.needs_masks] == ["ours"]
-    assert {name: t.models for name, t in trainings().items()} == {
+    assert [name for name, t in trainings(study).items() if t.needs_masks] == ["ours"]
+    assert {name: t.models for name, t in trainings(study).items()} == {
         "motionlora": ("base", "motion_adapter"), "lamp": ("base",), "ours": ("base",)}
-    assert {m: get_method(m).first_frame for m in method_names()} == {
+    assert {m: get_method(m).first_frame for m in study} == {
         "text2video_zero": None, "lamp": "latents", "ours_noise": "noise", "ours_latents": "latents",
         "per_frame_t2i": None, "animatediff": None, "animatediff_motionlora": None}
+    # the variants of Ours: one more sampling of Ours' model, three more fine-tuned models, each
+    # read with the masks and sampled in both modes; none is a poster row
+    variants = [m for m in method_names() if get_method(m).variant]
+    assert {name for name in trainings(variants)} == {"ours", "ours_normalised", "ours_fg_loss", "ours_fg_noised"}
+    assert all(t.needs_masks for t in trainings(variants).values())
+    assert all(get_method(m).poster == {} for m in variants)
     assert get_method("animatediff").models == ("base", "motion_adapter")
     assert get_method("per_frame_t2i").poster == {}
     assert get_method("ours_noise").poster == {"alignment": 23.37, "consistency": 94.91, "diversity": 96.66}

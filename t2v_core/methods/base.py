@@ -41,9 +41,17 @@ class Training:
     #: Prepared models the run reads (folders of prepare_models; rule inputs).
     models: tuple[str, ...] = ("base",)
 
+    #: The weighted loss divided by the mean weight (see training.loop.masked_diffusion_loss).
+    normalised_loss: bool = False
+
     def loss_weighting(self, settings: dict):
         """Per-pixel loss weights from a clip window's masks (see training.loop.LossWeighting),
         or None for the plain loss."""
+        return None
+
+    def noise_weighting(self, settings: dict):
+        """A per-pixel factor of the training noise from a clip window's masks, or None: every
+        latent pixel noised."""
         return None
 
     def loop_settings(self, finetune: dict) -> dict:
@@ -100,7 +108,8 @@ class Training:
         losses, complete = train_adapter(
             base_components["unet"], adapter, data, base_components["scheduler"], self.loop_settings(finetune),
             video["num_frames"], checkpoints, self.loss_weighting(finetune[self.name]), device=device,
-            stop_after=stop_after, desc=f"finetune {self.name}",
+            stop_after=stop_after, desc=f"finetune {self.name}", normalised=self.normalised_loss,
+            noise_weighting=self.noise_weighting(finetune[self.name]),
         )
         return adapter, losses, complete
 
@@ -132,6 +141,9 @@ class Method:
     training: Training | None = None
     #: Where it departs from the paper it comes from, for the report ("" = nowhere).
     deviation: str = ""
+    #: Another reading of a method where its paper is silent: not in the default ``methods``
+    #: (config/variants.yaml adds every variant to a run).
+    variant: bool = False
 
     def __post_init__(self):
         if self.first_frame not in FIRST_FRAME_MODES:

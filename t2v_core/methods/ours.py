@@ -1,6 +1,12 @@
 """The poster's method: LAMP's architecture and first-frame conditioning, fine-tuned with a loss
 weighted by off-the-shelf (SAM) foreground masks; one fine-tuned model, sampled in two modes
-that are the poster's two rows."""
+that are the poster's two rows.
+
+The poster's Method section is blank beyond "off-the-shelf foreground masks", so the default
+reading (a 2:1 weighted loss, not normalised) has named variants, each a fine-tuned model of
+its own sampled in both modes: the weighted loss normalised by the weights, a loss on the
+foreground only, noise added to the foreground only; and Noise mode without AdaIN (towards a
+first frame that is itself still noise)."""
 
 from __future__ import annotations
 
@@ -20,14 +26,43 @@ class MaskWeightedTraining(Training):
         return lambda masks: background + (foreground - background) * masks
 
 
+@dataclass(frozen=True)
+class ForegroundLossTraining(Training):
+    """The diffusion loss on the foreground only: the mean squared error over the masks'
+    latent pixels (the masks as weights, normalised)."""
+
+    normalised_loss: bool = True
+
+    def loss_weighting(self, settings: dict):
+        return lambda masks: masks
+
+
+@dataclass(frozen=True)
+class ForegroundNoiseTraining(Training):
+    """Noise added to the foreground only: the background stays clean in the UNet's input and
+    its target noise is 0; the plain loss on every pixel."""
+
+    def noise_weighting(self, settings: dict):
+        return lambda masks: masks
+
+
 OURS_TRAINING = MaskWeightedTraining(
     "ours", "LAMP's temporal modules with the diffusion loss weighted by SAM foreground masks", needs_masks=True)
+OURS_NORMALISED = MaskWeightedTraining(
+    "ours_normalised", "as ours, the weighted loss divided by the mean weight", needs_masks=True,
+    normalised_loss=True)
+OURS_FG_LOSS = ForegroundLossTraining(
+    "ours_fg_loss", "LAMP's temporal modules with the diffusion loss on the SAM foreground only", needs_masks=True)
+OURS_FG_NOISE = ForegroundNoiseTraining(
+    "ours_fg_noised", "LAMP's temporal modules trained with noise added to the SAM foreground only",
+    needs_masks=True)
 
 
-def ours_mode(name: str, label: str, first_frame: str, description: str, poster: dict, deviation: str = ""):
-    """One of the two sampling modes of Ours' one fine-tuned model."""
+def ours_mode(name: str, label: str, first_frame: str, description: str, poster: dict, deviation: str = "",
+              training: Training = OURS_TRAINING, variant: bool = False):
+    """One of the two sampling modes of one of Ours' fine-tuned models."""
     return AdapterMethod(name=name, label=label, description=description, poster=poster, first_frame=first_frame,
-                         training=OURS_TRAINING, deviation=deviation)
+                         training=training, deviation=deviation, variant=variant)
 
 
 OURS_NOISE = ours_mode(
@@ -39,4 +74,20 @@ OURS_LATENTS = ours_mode(
     "ours_latents", "Ours (Latents)", "latents", "the mask-weighted model, first frame given as clean latents (as LAMP)",
     {"alignment": 29.28, "consistency": 97.79, "diversity": 86.64})
 
-METHODS = (OURS_NOISE, OURS_LATENTS)
+OURS_NOISE_NO_ADAIN = ours_mode(
+    "ours_noise_no_adain", "Ours (Noise, no AdaIN)", "noise",
+    "Ours (Noise) without LAMP's AdaIN (the first frame it pulls towards is itself still noise)", {}, variant=True)
+
+VARIANTS = []
+for _training, _label in ((OURS_NORMALISED, "Ours normalised"), (OURS_FG_LOSS, "Ours fg loss"),
+                          (OURS_FG_NOISE, "Ours fg noised")):
+    VARIANTS += [
+        ours_mode(f"{_training.name}_noise", f"{_label} (Noise)", "noise",
+                  f"variant: {_training.description}; every frame from noise", {}, training=_training,
+                  variant=True),
+        ours_mode(f"{_training.name}_latents", f"{_label} (Latents)", "latents",
+                  f"variant: {_training.description}; first frame given", {}, training=_training,
+                  variant=True),
+    ]
+
+METHODS = (OURS_NOISE, OURS_LATENTS, OURS_NOISE_NO_ADAIN, *VARIANTS)

@@ -31,15 +31,19 @@ log = logging.getLogger(__name__)
 LossWeighting = Callable[[torch.Tensor], torch.Tensor]
 
 
-def masked_diffusion_loss(pred, target, weights=None, first_frame_given: bool = True):
+def masked_diffusion_loss(pred, target, weights=None, first_frame_given: bool = True, normalised: bool = False):
     """Mean squared error of (B, C, F, h, w) tensors on frames 2..F (all frames when the first
     is not given); optional per-pixel weights (B, 1, F, h, w). With all weights 1 it equals the
-    unweighted loss."""
+    unweighted loss. ``normalised``: divided by the mean weight (the weighted mean of the
+    errors), so that the weights shift the loss between pixels without scaling it; a window
+    whose weights are all 0 gives 0."""
     start = 1 if first_frame_given else 0
     error = (pred[:, :, start:].float() - target[:, :, start:].float()) ** 2
-    if weights is not None:
-        error = error * weights[:, :, start:].float()
-    return error.mean()
+    if weights is None:
+        return error.mean()
+    weights = weights[:, :, start:].float()
+    loss = (error * weights).mean()
+    return loss / weights.mean().clamp_min(1e-12) if normalised else loss
 
 
 def first_frame_conditioned_input(scheduler, x0, noise, timestep):
@@ -64,10 +68,11 @@ def autocast_settings(mixed_precision: str, device) -> tuple[str, torch.dtype | 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _training_batch(data: TrainingSet, rng, settings: dict, window: int, weighting, device):
+def _training_batch(data: TrainingSet, rng, settings: dict, window: int, weightings, device):
     """``settings["batch_size"]`` random windows of random clips (flipped at random when
-    ``random_flip``): latents drawn from the posterior, loss weights, caption embeddings."""
-    x0s, weights, texts = [], [], []
+    ``random_flip``): latents drawn from the posterior, caption embeddings, and for each of
+    ``weightings`` (loss, noise; None = not used) its per-pixel weights from the masks."""
+    x0s, weights, texts = [], [[] for _ in weightings], []
     for _ in range(settings["batch_size"]):
         index = int(rng.integers(len(data.latents)))
         clip = data.latents[index]
@@ -75,24 +80,24 @@ def _training_batch(data: TrainingSet, rng, settings: dict, window: int, weighti
         flip = bool(settings["random_flip"] and rng.random() < 0.5)
         mean, std = clip[:, :, offset:offset + window].to(device)
         x0 = mean + std * torch.randn_like(std)
-        w = weighting(data.masks[index][:, offset:offset + window]).to(device) if weighting is not None else None
-        if flip:
-            x0 = x0.flip(-1)
-            w = w.flip(-1) if w is not None else None
-        x0s.append(x0)
-        weights.append(w)
+        x0s.append(x0.flip(-1) if flip else x0)
+        for weighting, chosen in zip(weightings, weights):
+            if weighting is not None:
+                w = weighting(data.masks[index][:, offset:offset + window]).to(device)
+                chosen.append(w.flip(-1) if flip else w)
         texts.append(data.texts[index])
-    stacked_weights = torch.stack(weights) if weighting is not None else None
+    stacked = [torch.stack(w) if w else None for w in weights]
     # One window keeps its latents' memory layout, which torch.randn_like follows: the noise
     # of a one-clip batch is drawn exactly as before batches existed (LAMP's numbers unchanged).
     x0 = x0s[0][None] if len(x0s) == 1 else torch.stack(x0s)
-    return x0, stacked_weights, torch.stack(texts).to(device), index
+    return x0, stacked, torch.stack(texts).to(device), index
 
 
 def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: TrainingSet, scheduler, settings: dict,
                    num_frames: int, checkpoints: Checkpoints, weighting: LossWeighting | None = None,
                    first_frame_given: bool = True, device="cpu", stop_after: int | None = None,
-                   desc: str = "finetune") -> tuple[list[float], bool]:
+                   desc: str = "finetune", normalised: bool = False,
+                   noise_weighting: LossWeighting | None = None) -> tuple[list[float], bool]:
     """Train the parameters of ``trainable`` that require a gradient, through ``denoiser``, on
     windows of ``num_frames`` frames of ``data`` for ``settings["steps"]`` steps in all,
     resuming from ``checkpoints``; (per-step losses, whether all steps are done).
@@ -101,7 +106,9 @@ def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: Trainin
     checkpoint_every. With ``first_frame_given`` (LAMP) the first frame of every window is given
     clean and gets no loss; otherwise every frame is noised and scored (AnimateDiff).
     ``weighting`` turns a clip window's masks into loss weights (``data.masks`` must then be
-    set). ``stop_after`` ends the run early (after that many steps in total), as a kill would;
+    set), divided by their mean when ``normalised``; ``noise_weighting`` turns them into a
+    factor of the added noise (1 = noised as usual, 0 = left clean, and a zero noise the
+    target there). ``stop_after`` ends the run early (after that many steps in total), as a kill would;
     used to test resuming.
     """
     params = {name: p for name, p in trainable.named_parameters() if p.requires_grad}
@@ -116,8 +123,11 @@ def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: Trainin
     total = settings["steps"]
     bar = tqdm(range(start, total), initial=start, total=total, desc=desc)
     for step in bar:
-        x0, weights, texts, index = _training_batch(data, rng, settings, num_frames, weighting, device)
+        x0, (weights, noise_weights), texts, index = _training_batch(
+            data, rng, settings, num_frames, (weighting, noise_weighting), device)
         noise = torch.randn_like(x0)
+        if noise_weights is not None:
+            noise = noise * noise_weights
         timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), device=device)
         if first_frame_given:
             noisy = first_frame_conditioned_input(scheduler, x0, noise, timesteps)
@@ -125,7 +135,7 @@ def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: Trainin
             noisy = scheduler.add_noise(x0, noise, timesteps)
         with torch.autocast(device_type=device_type, dtype=autocast_dtype, enabled=use_autocast):
             pred = denoiser(noisy, timesteps, texts)
-        loss = masked_diffusion_loss(pred, noise, weights, first_frame_given)
+        loss = masked_diffusion_loss(pred, noise, weights, first_frame_given, normalised)
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite loss {loss.item()} at step {step + 1} (clip {data.clip_paths[index]})")
         optimizer.zero_grad(set_to_none=True)
@@ -146,7 +156,8 @@ def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: Trainin
 
 def train_adapter(unet, adapter, data: TrainingSet, scheduler, settings: dict, num_frames: int,
                   checkpoints: Checkpoints, weighting: LossWeighting | None = None, device="cpu",
-                  stop_after: int | None = None, desc: str = "finetune") -> tuple[list[float], bool]:
+                  stop_after: int | None = None, desc: str = "finetune", normalised: bool = False,
+                  noise_weighting: LossWeighting | None = None) -> tuple[list[float], bool]:
     """:func:`train_denoiser` of a LAMP-style :class:`TemporalAdapter` (its trainable
     parameters) on ``unet``, first-frame conditioned. ``unet`` is not changed (see
     :class:`VideoUNet`)."""
@@ -159,7 +170,8 @@ def train_adapter(unet, adapter, data: TrainingSet, scheduler, settings: dict, n
         model.unet.enable_gradient_checkpointing()
         model.unet.train()
     return train_denoiser(model, adapter, data, scheduler, settings, num_frames, checkpoints, weighting,
-                          first_frame_given=True, device=device, stop_after=stop_after, desc=desc)
+                          first_frame_given=True, device=device, stop_after=stop_after, desc=desc,
+                          normalised=normalised, noise_weighting=noise_weighting)
 
 
 def save_trained(write: Callable[[Path], None], out_dir: str | Path, info: dict) -> None:
