@@ -11,7 +11,12 @@ from t2v_core.config import validate_config
 from t2v_core.data.sources import benchmark_key, generated_source
 from t2v_core.data.validation import load_manifest
 from t2v_core.methods import get_method, trainings
-from t2v_core.metrics.registry import chosen_readings, evaluators_for, get_evaluator, metrics
+from t2v_core.metrics.registry import (
+    chosen_readings,
+    evaluators_for,
+    get_evaluator,
+    metrics,
+)
 from t2v_core.models.prepare import MODEL_KINDS, get_model_source, models_dir_conflicts
 from t2v_core.prompts import prompt_table
 
