@@ -61,8 +61,8 @@ def bootstrap_ci(values: np.ndarray, samples: int, rng: np.random.Generator, lev
 
 
 def _group_rng(seed: int, key: tuple) -> np.random.Generator:
-    """A generator of its own per group, so that a group's CI never depends on which other
-    groups (methods, motions) are in the table."""
+    """A generator of its own per group and metric (the key's last item), so that a CI never
+    depends on which other groups (methods, motions) or metrics are in the table."""
     return np.random.default_rng([seed, zlib.crc32("\x1f".join(map(str, key)).encode())])
 
 
@@ -71,7 +71,6 @@ def summarise(prompts: pd.DataFrame, by: list[str], samples: int, seed: int) -> 
     rows = []
     for key, group in prompts.groupby(by, sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        rng = _group_rng(seed, key)
         row = dict(zip(by, key))
         row["n_prompts"] = len(group)
         row["n_videos"] = int(group["n_videos"].sum())
@@ -79,7 +78,8 @@ def summarise(prompts: pd.DataFrame, by: list[str], samples: int, seed: int) -> 
             values = group[metric].to_numpy(dtype=float)
             finite = values[np.isfinite(values)]
             row[metric] = float(finite.mean()) if len(finite) else math.nan
-            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = bootstrap_ci(values, samples, rng)
+            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = bootstrap_ci(values, samples,
+                                                                              _group_rng(seed, (*key, metric)))
         rows.append(row)
     return pd.DataFrame(rows)
 

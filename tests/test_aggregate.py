@@ -75,6 +75,14 @@ def test_a_methods_ci_does_not_depend_on_the_other_methods():
         beside[columns].tolist()  # but the seed counts
 
 
+def test_a_metrics_ci_does_not_depend_on_the_other_metrics():
+    videos = videos_table({"lamp": [10.0, 14.0, 30.0, 31.0]})
+    fewer = videos.drop(columns=["consistency", "prompt_diversity_seeds"])
+    columns = ["alignment_ci_low", "alignment_ci_high", "diversity_frames_ci_low", "diversity_frames_ci_high"]
+    assert summarise(per_prompt(videos), ["method"], 200, 0)[columns].values.tolist() == \
+        summarise(per_prompt(fewer), ["method"], 200, 0)[columns].values.tolist()
+
+
 def test_comparison_table_sits_beside_the_posters_numbers():
     methods = ["text2video_zero", "lamp", "ours_noise", "ours_latents", "per_frame_t2i"]
     table = comparison_table(videos_table({m: [10.0, 20.0] for m in methods[:-1]} | {"per_frame_t2i": [7.0]}),
@@ -182,9 +190,9 @@ def test_aggregate_writes_tables_and_figures(tmp_path):
     lamp_m0 = motions.loc[("lamp", "m0")]
     motions_md = out["motions_md"].read_text().splitlines()
     assert motions_md[2].startswith(f"| m0 | LAMP | 20.50 [{lamp_m0.alignment_ci_low:.2f}, {lamp_m0.alignment_ci_high:.2f}] |")
-    assert "| Diversity ↓ | Diversity across prompts ↓ | Diversity across seeds ↓ | Diversity frame by frame ↓ |" \
+    assert "| Consistency ↑ | Diversity across prompts ↓ | Diversity across seeds ↓ | Diversity frame by frame ↓ |" \
         in motions_md[0]
-    assert motions_md[3:] == ["| m0 | Per-frame T2I | 5.50 | 55.00 | 80.00 | 80.00 | 90.00 | 70.00 | 1 |", motions_md[4]]
+    assert motions_md[3:] == ["| m0 | Per-frame T2I | 5.50 | 55.00 | 80.00 | 90.00 | 70.00 | 1 |", motions_md[4]]
     assert motions_md[4].startswith("| m1 | LAMP | 45.50 [")
     assert len(pd.read_csv(out["prompts"])) == 5 and len(pd.read_csv(out["videos"])) == 10
     for key in ("metrics", "heatmap", "tradeoff"):

@@ -81,7 +81,7 @@ def test_metric_table_order_and_evaluators():
     assert [m.name for m in table_metrics(table="comparison")] == [
         "alignment", "consistency", "diversity", "motion_correct", "motion_magnitude", "subject_consistency"]
     assert [m.name for m in table_metrics(table="motions")] == [
-        "alignment", "consistency", "diversity", "diversity_prompts", "diversity_seeds", "diversity_frames",
+        "alignment", "consistency", "diversity_prompts", "diversity_seeds", "diversity_frames",
         "motion_correct", "motion_magnitude", "subject_consistency"]
     assert [m.column for m in metrics("clip") if m.compute] == [
         "alignment", "consistency", "prompt_diversity_prompts", "prompt_diversity_seeds", "prompt_diversity_frames"]

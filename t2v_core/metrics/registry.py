@@ -161,7 +161,7 @@ register_metric(Metric(
 register_metric(Metric(
     "diversity", "Diversity", "↓", "prompt", "clip", None,
     "diversity is the reading that evaluation.diversity chooses (below)", unit="CLIP cosine x 100", poster=True,
-    readings=("diversity_prompts", "diversity_seeds", "diversity_frames"),
+    readings=("diversity_prompts", "diversity_seeds", "diversity_frames"), tables=("comparison",),
 ))
 register_metric(Metric(
     "diversity_prompts", "Diversity across prompts", "↓", "motion", "clip",
