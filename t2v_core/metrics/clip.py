@@ -28,6 +28,11 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
+def video_embeddings(videos_frame_embeddings: list[np.ndarray]) -> np.ndarray:
+    """(N, D): each video as the renormalised mean of its normalised frame embeddings."""
+    return _normalise(np.stack([_normalise(e).mean(axis=0) for e in videos_frame_embeddings]))
+
+
 def alignment(frame_embeddings: np.ndarray, text_embedding: np.ndarray) -> float:
     f, t = _normalise(frame_embeddings), _normalise(text_embedding)
     return float(100.0 * np.mean(f @ t))
@@ -46,7 +51,7 @@ def diversity(videos_frame_embeddings: list[np.ndarray]) -> float:
         log.warning("diversity needs >= 2 seeds per prompt; got %d, reporting NaN",
                     len(videos_frame_embeddings))
         return math.nan
-    v = _normalise(np.stack([_normalise(e).mean(axis=0) for e in videos_frame_embeddings]))
+    v = video_embeddings(videos_frame_embeddings)
     similarity = v @ v.T
     upper = np.triu_indices(len(v), k=1)
     return float(100.0 * similarity[upper].mean())
@@ -74,8 +79,7 @@ def diversity_across_prompts(prompts_videos: dict[str, list[np.ndarray]]) -> dic
         log.warning("diversity across prompts needs >= 2 prompts per motion; got %d, reporting NaN",
                     len(prompts_videos))
         return {prompt: math.nan for prompt in prompts_videos}
-    embedded = {p: _normalise(np.stack([_normalise(e).mean(axis=0) for e in videos]))
-                for p, videos in prompts_videos.items()}
+    embedded = {p: video_embeddings(videos) for p, videos in prompts_videos.items()}
     values = {}
     for prompt, own in embedded.items():
         others = np.concatenate([v for p, v in embedded.items() if p != prompt])
