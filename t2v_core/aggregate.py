@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .methods import get_method
-from .metrics.registry import get_metric, metrics, poster_metrics, table_metrics
+from .metrics.registry import chosen_readings, get_metric, metrics, poster_metrics, table_metrics
 from .plots import plot_metrics, plot_motion_heatmap, plot_tradeoff
 from .video_io import atomic_path
 
@@ -41,8 +41,9 @@ def per_prompt(videos: pd.DataFrame, readings: dict[str, str] | None = None) -> 
     table = grouped[[m.column for m in present if m.per == "video"]].mean()
     for metric in [m for m in present if m.per != "video"]:
         table[metric.name] = grouped[metric.column].first()
+    chosen = readings or chosen_readings({})
     for metric in [m for m in metrics() if m.readings]:
-        reading = (readings or {}).get(metric.name, metric.readings[0])
+        reading = chosen[metric.name]
         if get_metric(reading).column in videos.columns:
             table[metric.name] = table[reading]
     table["n_videos"] = grouped.size()

@@ -78,16 +78,17 @@ OURS_NOISE_NO_ADAIN = ours_mode(
     "ours_noise_no_adain", "Ours (Noise, no AdaIN)", "noise",
     "Ours (Noise) without LAMP's AdaIN (the first frame it pulls towards is itself still noise)", {}, variant=True)
 
-VARIANTS = []
-for _training, _label in ((OURS_NORMALISED, "Ours normalised"), (OURS_FG_LOSS, "Ours fg loss"),
-                          (OURS_FG_NOISE, "Ours fg noised")):
-    VARIANTS += [
-        ours_mode(f"{_training.name}_noise", f"{_label} (Noise)", "noise",
-                  f"variant: {_training.description}; every frame from noise", {}, training=_training,
-                  variant=True),
-        ours_mode(f"{_training.name}_latents", f"{_label} (Latents)", "latents",
-                  f"variant: {_training.description}; first frame given", {}, training=_training,
-                  variant=True),
-    ]
+def variant_modes(training: Training, label: str) -> tuple[AdapterMethod, AdapterMethod]:
+    """A variant's fine-tuned model sampled in both modes (Noise, Latents)."""
+    return (
+        ours_mode(f"{training.name}_noise", f"{label} (Noise)", "noise",
+                  f"variant: {training.description}; every frame from noise", {}, training=training, variant=True),
+        ours_mode(f"{training.name}_latents", f"{label} (Latents)", "latents",
+                  f"variant: {training.description}; first frame given", {}, training=training, variant=True),
+    )
+
+
+VARIANTS = (*variant_modes(OURS_NORMALISED, "Ours normalised"), *variant_modes(OURS_FG_LOSS, "Ours fg loss"),
+            *variant_modes(OURS_FG_NOISE, "Ours fg noised"))
 
 METHODS = (OURS_NOISE, OURS_LATENTS, OURS_NOISE_NO_ADAIN, *VARIANTS)

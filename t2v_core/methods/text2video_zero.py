@@ -7,9 +7,8 @@ import numpy as np
 
 from .base import Method
 
-#: The original's videos: 8 frames, each moved by the motion field's strength (a 512 grid).
+#: The original's videos: 8 frames, each moved by the motion field's strength (pixels of a 512 grid).
 ORIGINAL_NUM_FRAMES = 8
-MOTION_FIELD_GRID = 512
 
 
 def with_suffix(prompt: str, suffix: str) -> str:
