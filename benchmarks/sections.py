@@ -117,7 +117,7 @@ def bench_animatediff(parts, size, cfg, device, repeats=2) -> dict:
 def bench_text2video_zero(parts, cfg, device, repeats=3) -> dict:
     from diffusers import TextToVideoZeroPipeline
 
-    from t2v_core.methods.text2video_zero import sample_text2video_zero
+    from t2v_core.methods.text2video_zero import sample_text2video_zero_diffusers
     from t2v_core.sampling import to_uint8
 
     args = dict(prompt=PROMPT, height=cfg["height"], width=cfg["width"], num_inference_steps=cfg["t2vz_steps"],
@@ -125,7 +125,7 @@ def bench_text2video_zero(parts, cfg, device, repeats=3) -> dict:
                 motion_field_strength_y=12)
 
     def ours():
-        return sample_text2video_zero(parts, num_frames=cfg["num_frames"], device=device,
+        return sample_text2video_zero_diffusers(parts, num_frames=cfg["num_frames"], device=device,
                                       generator=torch.Generator(device).manual_seed(0), **args)
 
     def direct():

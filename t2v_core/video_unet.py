@@ -143,13 +143,13 @@ class FirstFrameAttnProcessor:
         heads = attn.heads
         head_dim = key.shape[-1] // heads
 
-        def split(x, clips):  # (clips, tokens, heads*dim) -> (clips, heads, tokens, dim)
-            return x.reshape(clips, -1, heads, head_dim).transpose(1, 2)
+        def split(x):  # (b, tokens, heads*dim) -> (b, heads, tokens, dim)
+            return x.reshape(b, -1, heads, head_dim).transpose(1, 2)
 
-        query = split(query, bf)
-        key = split(key, b).repeat_interleave(frames, dim=0)
-        value = split(value, b).repeat_interleave(frames, dim=0)
-        out = F.scaled_dot_product_attention(query, key, value)
+        # every frame of a clip attends to the same keys: the clip's frames are one sequence of
+        # frames * n queries, one attention call per clip and no per-frame copy of the keys
+        query = split(query.reshape(b, frames * n, -1))
+        out = F.scaled_dot_product_attention(query, split(key), split(value))
         out = out.transpose(1, 2).reshape(bf, n, heads * head_dim).to(query.dtype)
         out = attn.to_out[1](attn.to_out[0](out))
         if attn.residual_connection:
@@ -228,7 +228,8 @@ class VideoUNet(nn.Module):
     ``unet`` given: the given UNet stays exactly the image model, and each ``VideoUNet`` built
     on it has its own adapter and nothing of another's. ``first_frame_attention=False`` leaves
     attn1 as in the image model (used to show that an identity-initialised adapter reproduces
-    the 2D UNet frame by frame).
+    the 2D UNet frame by frame). Without an adapter it is the image model with first-frame
+    (cross-frame) attention alone: Text2Video-Zero's denoiser.
     """
 
     def __init__(self, unet, adapter: TemporalAdapter | None = None, first_frame_attention: bool = True) -> None:
@@ -236,33 +237,41 @@ class VideoUNet(nn.Module):
         self.unet = shared_weight_copy(unet)
         self.adapter = adapter
         self.context = FrameContext()
-        if adapter is not None:
-            self._attach(first_frame_attention)
+        self._attach(first_frame_attention)
 
     def _attach(self, first_frame_attention: bool) -> None:
         context, adapter = self.context, self.adapter
+        blocks = {n: m for n, m in self.unet.named_modules() if isinstance(m, BasicTransformerBlock)}
+        if first_frame_attention:
+            # with an adapter, its trainable query projections (LAMP); without one, the image
+            # model's own (Text2Video-Zero's cross-frame attention)
+            for name, block in blocks.items():
+                to_q = adapter.first_frame_queries[_key(f"{name}.attn1")] if adapter is not None else None
+                block.attn1.set_processor(FirstFrameAttnProcessor(context, to_q))
+        if adapter is None:
+            return
         for key, branch in adapter.temporal_convs.items():
             conv = self.unet.get_submodule(key.replace("-", "."))
             conv.register_forward_hook(
                 lambda module, inputs, output, branch=branch: branch(output, context.num_frames)
             )
         for key, temporal in adapter.temporal_attentions.items():
-            block = self.unet.get_submodule(key.replace("-", "."))
-            block.register_forward_hook(
+            blocks[key.replace("-", ".")].register_forward_hook(
                 lambda module, inputs, output, temporal=temporal: temporal(output, context.num_frames)
             )
-            if first_frame_attention:
-                to_q = adapter.first_frame_queries[_key(key.replace("-", ".") + ".attn1")]
-                block.attn1.set_processor(FirstFrameAttnProcessor(context, to_q))
 
     def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
         b, c, f, h, w = sample.shape
-        x = sample.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
+        # the UNet runs in its weights' precision (bf16 on GPUs); latents and the scheduler's
+        # arithmetic stay in the caller's (float32)
+        dtype = self.unet.dtype
+        x = sample.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w).to(dtype)
         timestep = torch.as_tensor(timestep, device=sample.device)
         if timestep.ndim == 0:
             timestep = timestep.expand(b)
         self.context.num_frames = f
         out = self.unet(
-            x, timestep.repeat_interleave(f), encoder_hidden_states=encoder_hidden_states.repeat_interleave(f, dim=0)
+            x, timestep.repeat_interleave(f),
+            encoder_hidden_states=encoder_hidden_states.to(dtype).repeat_interleave(f, dim=0),
         ).sample
-        return out.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
+        return out.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4).to(sample.dtype)

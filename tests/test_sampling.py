@@ -5,12 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
-from t2v_core.methods.text2video_zero import sample_text2video_zero
 from t2v_core.pipeline import FirstFrameVideoPipeline
 from t2v_core.sampling import (
     SamplingError, encode_first_frame, lamp_adain_final, lamp_adain_step, load_first_frame,
     match_histograms_to_first_frame, match_statistics, shared_noise,
 )
+from t2v_core.text2video_zero import Text2VideoZeroPipeline, translate_latents
 from t2v_core.video_unet import TemporalAdapter
 
 
@@ -86,24 +86,95 @@ def test_first_frame_of_another_aspect_is_named(tmp_path):
     assert image.shape == (32, 32, 3) and tuple(image[5, 5]) == (10, 20, 30)
 
 
-def test_text2video_zero_wrapper_equals_diffusers(tiny_model_dir):
-    from diffusers import TextToVideoZeroPipeline
+T2VZ = dict(num_frames=4, height=64, width=64, num_inference_steps=6, guidance_scale=7.5, t0=2, t1=4,
+            motion_field_strength_x=40, motion_field_strength_y=-20)
+
+
+def our_text2video_zero(parts):
+    pipe = Text2VideoZeroPipeline(**parts)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_our_text2video_zero_equals_diffusers_pipeline(tiny_model_dir):
+    from diffusers import TextToVideoZeroPipeline as DiffusersPipeline
 
     from t2v_core.models.loading import load_base_components
 
-    kwargs = dict(num_frames=3, height=32, width=32, num_inference_steps=5, guidance_scale=7.5,
-                  t0=2, t1=3, motion_field_strength_x=12, motion_field_strength_y=12)
-    ours = sample_text2video_zero(load_base_components(tiny_model_dir / "base"), "a red square",
-                                  generator=torch.Generator().manual_seed(5), **kwargs)
-    pipe = TextToVideoZeroPipeline.from_pretrained(tiny_model_dir / "base", safety_checker=None,
-                                                   feature_extractor=None, requires_safety_checker=False)
+    parts = load_base_components(tiny_model_dir / "base")
+    processors = dict(parts["unet"].attn_processors)
+    ours = our_text2video_zero(parts)("a red square", generator=torch.Generator().manual_seed(5), **T2VZ).frames
+    # the given UNet keeps its own attention processors (ours attends across frames on a copy)
+    assert parts["unet"].attn_processors == processors
+    pipe = DiffusersPipeline.from_pretrained(tiny_model_dir / "base", safety_checker=None, feature_extractor=None,
+                                             requires_safety_checker=False)
     pipe.scheduler = load_base_components(tiny_model_dir / "base")["scheduler"]
-    reference = pipe(prompt="a red square", video_length=3, height=32, width=32, num_inference_steps=5,
-                     guidance_scale=7.5, t0=2, t1=3, generator=torch.Generator().manual_seed(5),
-                     output_type="np").images
+    pipe.set_progress_bar_config(disable=True)
+    reference = pipe(prompt="a red square", video_length=4, generator=torch.Generator().manual_seed(5),
+                     output_type="np", **{k: v for k, v in T2VZ.items() if k != "num_frames"}).images
     reference = (np.clip(reference, 0, 1) * 255).round().astype(np.uint8)
-    np.testing.assert_array_equal(ours, reference)
-    assert np.abs(ours[0].astype(int) - ours[2].astype(int)).max() > 0
+    assert ours.shape == reference.shape == (4, 64, 64, 3)
+    assert np.abs(ours.astype(int) - reference.astype(int)).max() <= 1
+    # the frames move: the test would not see a broken warp otherwise
+    assert np.abs(ours[0].astype(int) - ours[3].astype(int)).mean() > 5
+
+
+def test_translation_warp_by_hand():
+    latents = torch.arange(2 * 8 * 8, dtype=torch.float32).reshape(2, 1, 8, 8)
+    # a latent pixel of an 8x8 latent is 64 pixels of the 512 grid: frame 1 one pixel right,
+    # frame 2 two pixels down; the border pixel reflects onto itself
+    warped = translate_latents(latents, torch.tensor([64.0, 0.0]), torch.tensor([0.0, 128.0]))
+    torch.testing.assert_close(warped[0, 0], latents[0, 0][:, [1, 2, 3, 4, 5, 6, 7, 7]], rtol=0, atol=0)
+    torch.testing.assert_close(warped[1, 0], latents[1, 0][[2, 3, 4, 5, 6, 7, 7, 6]], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("pipeline", ["first_frame", "text2video_zero"])
+def test_a_seed_gives_the_same_video_alone_or_in_a_batch(base_parts, pipeline):
+    if pipeline == "first_frame":
+        pipe = untrained_pipeline(base_parts)
+        kwargs = dict(first_frame=(np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8),
+                      num_frames=3, height=32, width=32, num_inference_steps=3, guidance_scale=7.5)
+    else:
+        pipe, kwargs = our_text2video_zero(base_parts), dict(T2VZ, height=32, width=32)
+    alone = [pipe("a red square", generator=torch.Generator().manual_seed(seed), **kwargs).frames for seed in (3, 4)]
+    batch = pipe("a red square", generator=[torch.Generator().manual_seed(seed) for seed in (3, 4)], **kwargs).frames
+    assert batch.shape == (2, *alone[0].shape)
+    for one, batched in zip(alone, batch):
+        assert np.abs(one.astype(int) - batched.astype(int)).max() <= 1
+    assert np.abs(alone[0].astype(int) - alone[1].astype(int)).max() > 10
+
+
+@pytest.mark.parametrize("pipeline", ["first_frame", "text2video_zero"])
+def test_bf16_sampling_follows_fp32(tiny_model_dir, pipeline):
+    from t2v_core.models.loading import load_base_components
+
+    videos = []
+    for dtype in (torch.float32, torch.bfloat16):
+        parts = load_base_components(tiny_model_dir / "base", dtype=dtype)
+        if pipeline == "first_frame":
+            pipe = untrained_pipeline(parts)
+            pipe.adapter.to(dtype)
+            kwargs = dict(num_frames=3, height=32, width=32, num_inference_steps=3, guidance_scale=7.5)
+        else:
+            pipe, kwargs = our_text2video_zero(parts), dict(T2VZ, height=32, width=32)
+        assert pipe.video_unet.unet.dtype == dtype
+        videos.append(pipe("a red square", generator=torch.Generator().manual_seed(3), **kwargs).frames.astype(int))
+    fp32, bf16 = videos
+    # bf16 rounds the UNet's activations (8 bits of mantissa): the video stays the same video
+    assert np.abs(fp32 - bf16).mean() < 2.0
+    assert not np.array_equal(fp32, bf16)
+
+
+def test_a_compiled_denoiser_gives_the_same_video(base_parts):
+    pipe = our_text2video_zero(base_parts)
+    kwargs = dict(T2VZ, height=32, width=32)
+    plain = pipe("a red square", generator=torch.Generator().manual_seed(3), **kwargs).frames
+    # the "eager" backend traces the model with TorchDynamo (what torch.compile does to our
+    # hooks and processors) without the minutes of code generation
+    pipe.compile_options = {"backend": "eager"}
+    assert isinstance(pipe.video_unet, torch._dynamo.eval_frame.OptimizedModule)
+    compiled = pipe("a red square", generator=torch.Generator().manual_seed(3), **kwargs).frames
+    assert np.abs(plain.astype(int) - compiled.astype(int)).max() <= 1
 
 
 def test_text2video_zero_suffix_as_the_original_code_appends_it():
@@ -130,16 +201,24 @@ def test_text2video_zero_motion_field_scaling(scaling, frames, expected_x, last_
     assert (frames - 1) * x / 512 == pytest.approx(last_frame_shift)
 
 
-def test_text2video_zero_method_passes_the_suffixed_prompt_and_scaled_field(monkeypatch):
+@pytest.mark.parametrize("implementation", ["ours", "diffusers"])
+def test_text2video_zero_method_passes_the_suffixed_prompt_and_scaled_field(monkeypatch, implementation):
     from t2v_core.methods import text2video_zero
 
     seen = {}
-    monkeypatch.setattr(text2video_zero, "sample_text2video_zero", lambda parts, prompt, **kw: seen.update(kw, prompt=prompt))
+
+    def record(prompt, generator, **kw):
+        seen.update(kw, prompt=prompt, implementation="diffusers" if "device" in kw else "ours")
+        return type("Output", (), {"frames": [np.zeros(1)] * len(generator if isinstance(generator, list) else [1])})
+
+    monkeypatch.setattr(text2video_zero, "sample_text2video_zero_diffusers", lambda parts, prompt, **kw: record(prompt, **kw))
     settings = {"guidance_scale": 7.5, "t0": 2, "t1": 3, "motion_field_strength_x": 12, "motion_field_strength_y": 0,
-                "motion_field_scaling": "per_video", "prompt_suffix": "HD"}
-    loaded = {"unet": type("UNet", (), {"device": "cpu"})()}
+                "motion_field_scaling": "per_video", "prompt_suffix": "HD", "implementation": implementation}
+    loaded = type("Pipeline", (), {"components": {"unet": type("UNet", (), {"device": "cpu"})()},
+                                   "__call__": lambda self, prompt, **kw: record(prompt, **kw)})()
     text2video_zero.TEXT2VIDEO_ZERO.sample(loaded, "a red square.", None, {"num_frames": 15, "height": 32, "width": 32},
                                            {"num_inference_steps": 5, "text2video_zero": settings})
+    assert seen["implementation"] == implementation
     assert seen["prompt"] == "a red square, HD"
     assert seen["motion_field_strength_x"] == pytest.approx(6.0) and seen["motion_field_strength_y"] == 0
 

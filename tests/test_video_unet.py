@@ -216,12 +216,12 @@ def test_training_a_video_model_leaves_the_unet_usable_by_other_pipelines(tiny_m
     shared components, diffusers' Text2Video-Zero on the same UNet failed with a shape error."""
     from t2v_core.data.synthetic import synthesize_motion_clips
     from t2v_core.methods import get_training
-    from t2v_core.methods.text2video_zero import sample_text2video_zero
+    from t2v_core.methods.text2video_zero import sample_text2video_zero_diffusers
     from t2v_core.models.loading import load_base_components
 
     kwargs = dict(num_frames=3, height=32, width=32, num_inference_steps=4, guidance_scale=7.5, t0=1, t1=2,
                   motion_field_strength_x=4, motion_field_strength_y=4)
-    fresh = sample_text2video_zero(load_base_components(tiny_model_dir / "base"), "a red square",
+    fresh = sample_text2video_zero_diffusers(load_base_components(tiny_model_dir / "base"), "a red square",
                                    generator=torch.Generator().manual_seed(0), **kwargs)
     parts = load_base_components(tiny_model_dir / "base")
     clips = synthesize_motion_clips(tmp_path / "clips", "shape_right", "square", 0, 2, 4, 32, 32)
@@ -233,5 +233,5 @@ def test_training_a_video_model_leaves_the_unet_usable_by_other_pipelines(tiny_m
                                   {"num_frames": 3, "height": 32, "width": 32}, finetune)
     assert (tmp_path / "adapter" / "config.json").exists()
     assert hooks_and_processors(parts["unet"]) == processors
-    after = sample_text2video_zero(parts, "a red square", generator=torch.Generator().manual_seed(0), **kwargs)
+    after = sample_text2video_zero_diffusers(parts, "a red square", generator=torch.Generator().manual_seed(0), **kwargs)
     np.testing.assert_array_equal(after, fresh)
