@@ -18,5 +18,6 @@ rule sample:
         prompts=lambda wildcards: motion_prompts(wildcards.motion),
         seeds=SEEDS,
         video=config["video"],
+        performance=config["performance"],
     script:
         "../workflow_scripts/sample.py"

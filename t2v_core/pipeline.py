@@ -21,15 +21,16 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
 from .sampling import (
-    SamplingError, check_inputs, decode_latents, encode_first_frame, encode_prompt, lamp_adain_final,
-    lamp_adain_step, shared_noise, vae_scale_factor,
+    SamplingError, check_inputs, decode_latents, encode_first_frame, encode_prompt, generators_of, lamp_adain_final,
+    lamp_adain_step, maybe_compile, shared_noise, vae_scale_factor,
 )
 from .video_unet import TemporalAdapter, VideoUNet
 
 
 @dataclass
 class FirstFrameVideoPipelineOutput(BaseOutput):
-    """``frames``: uint8 (F, H, W, 3), or the final latents (1, C, F, h, w) for ``output_type="latent"``."""
+    """``frames``: uint8 (F, H, W, 3), (B, F, H, W, 3) for a list of generators, or the final
+    latents (B, C, F, h, w) for ``output_type="latent"``."""
 
     frames: np.ndarray | torch.Tensor
 
@@ -48,6 +49,8 @@ class FirstFrameVideoPipeline(DiffusionPipeline):
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                               scheduler=scheduler, adapter=adapter)
         self._video_unet = self._video_unet_key = None
+        #: torch.compile's options for the video UNet, or None (see sampling.maybe_compile)
+        self.compile_options: dict | None = None
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
@@ -68,9 +71,9 @@ class FirstFrameVideoPipeline(DiffusionPipeline):
     def video_unet(self) -> VideoUNet:
         """The UNet with the adapter's temporal modules; built again when ``unet`` or ``adapter``
         was replaced or moved (its copy shares the UNet's weights where they are now)."""
-        key = (id(self.unet), id(self.adapter), self.unet.conv_in.weight.data_ptr())
+        key = (id(self.unet), id(self.adapter), self.unet.conv_in.weight.data_ptr(), str(self.compile_options))
         if self._video_unet_key != key:
-            self._video_unet = VideoUNet(self.unet, self.adapter).eval()
+            self._video_unet = maybe_compile(VideoUNet(self.unet, self.adapter).eval(), self.compile_options)
             self._video_unet_key = key
         return self._video_unet
 
@@ -93,7 +96,8 @@ class FirstFrameVideoPipeline(DiffusionPipeline):
         shared_noise_alpha: float = 0.2, adain: bool = True, adain_late_fraction: float = 0.62,
         output_type: str = "np", return_dict: bool = True,
     ):
-        """One video of ``prompt``.
+        """A video of ``prompt`` per generator (one generator: one video; a list: a batch, each
+        video as its generator alone would give it).
 
         ``first_frame`` (uint8 (H, W, 3) array or PIL image of the video's size), when given, is
         VAE-encoded (a posterior sample, as LAMP) and is frame 1 of every step's input and of
@@ -108,18 +112,26 @@ class FirstFrameVideoPipeline(DiffusionPipeline):
         self.check_inputs(prompt, first_frame, num_frames, height, width, guidance_scale, output_type)
         device = self._execution_device
         model = self.video_unet
+        generators = generators_of(generator)
+        b = len(generators)
         # 2. Encode the prompt (unconditional first, for classifier-free guidance)
         use_cfg = guidance_scale > 1.0
         text = encode_prompt(self.text_encoder, self.tokenizer, [""] + [prompt] if use_cfg else [prompt], device)
+        text = text.repeat_interleave(b, dim=0)
         # 3. Timesteps
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
-        # 4. Initial noise, shared across frames
+        # 4. Initial noise, shared across frames; 5. first-frame latents (each video's from its
+        # own generator, noise first)
         factor = self.vae_scale_factor
         shape = (1, self.unet.config.in_channels, num_frames, height // factor, width // factor)
-        latents = shared_noise(shape, shared_noise_alpha, generator, device) * self.scheduler.init_noise_sigma
-        # 5. First-frame latents
-        first = encode_first_frame(self.vae, first_frame, generator, device) if first_frame is not None else None
+        latents, firsts = [], []
+        for g in generators:
+            latents.append(shared_noise(shape, shared_noise_alpha, g, device) * self.scheduler.init_noise_sigma)
+            if first_frame is not None:
+                firsts.append(encode_first_frame(self.vae, first_frame, g, device))
+        latents = torch.cat(latents)
+        first = torch.cat(firsts) if firsts else None
         if first is not None:
             latents[:, :, 0] = first
         # 6. Denoising loop
@@ -138,6 +150,10 @@ class FirstFrameVideoPipeline(DiffusionPipeline):
         # 7. Final AdaIN, decode
         if adain:
             latents = lamp_adain_final(latents)
-        frames = latents if output_type == "latent" else decode_latents(self.vae, latents)
+        if output_type == "latent":
+            frames = latents
+        else:
+            frames = np.stack([decode_latents(self.vae, latents[i:i + 1]) for i in range(b)])
+            frames = frames if isinstance(generator, (list, tuple)) else frames[0]
         self.maybe_free_model_hooks()
         return FirstFrameVideoPipelineOutput(frames=frames) if return_dict else (frames,)

@@ -33,3 +33,45 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+#: ``performance.precision``: the dtype the sampling jobs load their models in.
+PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def sampling_dtype(precision: str, device, bf16_supported: bool | None = None):
+    """The models' dtype for sampling on ``device``: as given, or for ``auto`` bf16 on GPUs that
+    have it, fp16 on other GPUs, fp32 on CPUs (where half precision is slower, not faster)."""
+    import torch
+
+    if precision != "auto":
+        return getattr(torch, PRECISIONS[precision])
+    if torch.device(device).type != "cuda":
+        return torch.float32
+    if bf16_supported is None:
+        bf16_supported = torch.cuda.is_bf16_supported()
+    return torch.bfloat16 if bf16_supported else torch.float16
+
+
+def seed_batch_size(batch_seeds, device, num_seeds: int) -> int:
+    """How many seeds of a prompt are sampled as one batch: ``sampling.batch_seeds`` as given,
+    or for ``auto`` all of them on a GPU (a job halves the batch when it runs out of memory)
+    and one on a CPU (where a batch of two takes as long as two videos one after the other)."""
+    if batch_seeds == "auto":
+        return num_seeds if torch_device_type(device) == "cuda" else 1
+    return max(1, min(int(batch_seeds), num_seeds))
+
+
+def compile_options(setting: str, device, num_videos: int, min_videos: int) -> dict | None:
+    """torch.compile's options for a sampling job's denoiser, or None for no compile:
+    ``performance.compile`` on / off, or for ``auto`` on for GPU jobs of at least
+    ``min_videos`` videos, which pay back the minutes of compiling; never on CPUs."""
+    if setting == "off" or (setting == "auto" and (torch_device_type(device) != "cuda" or num_videos < min_videos)):
+        return None
+    return {}
+
+
+def torch_device_type(device) -> str:
+    import torch
+
+    return torch.device(device).type

@@ -39,6 +39,30 @@ def encode_prompt(text_encoder, tokenizer, prompts: list[str], device) -> torch.
     return text_encoder(tokens.input_ids.to(device))[0]
 
 
+def generators_of(generator) -> list:
+    """A pipeline's ``generator`` argument as one generator per video: a list stays a list (a
+    batch of videos, one seed each); one generator, or None, is one video."""
+    return list(generator) if isinstance(generator, (list, tuple)) else [generator]
+
+
+def batch_randn(shape, generators: list, device, dtype=torch.float32) -> torch.Tensor:
+    """Noise of ``shape`` per video, stacked on dim 0: video i's part is drawn from
+    ``generators[i]`` (on the generator's device) exactly as a batch of one would draw it, so a
+    seed gives the same video alone or in a batch."""
+    parts = [torch.randn(shape, generator=g, device=g.device if g is not None else device, dtype=dtype)
+             for g in generators]
+    return torch.cat(parts).to(device)
+
+
+def maybe_compile(model: torch.nn.Module, options: dict | None):
+    """``model`` itself, or ``torch.compile(model, **options)`` when options are given (see
+    runtime.compile_options: the sampling jobs' ``performance.compile``)."""
+    if options is None:
+        return model
+    log.info("compiling %s with %s (the first calls include the compile time)", type(model).__name__, options)
+    return torch.compile(model, **options)
+
+
 def shared_noise(shape, alpha: float, generator, device, dtype=torch.float32) -> torch.Tensor:
     """LAMP's initial noise (B, C, F, h, w): frame f gets alpha * noise_1 + (1 - alpha) * noise_f."""
     noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)

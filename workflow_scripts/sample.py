@@ -9,4 +9,5 @@ method.sample_videos(
     {model: snakemake.input[model] for model in method.models}, params.prompts, params.seeds, params.video,
     params.sampling, snakemake.output[0], adapter_dir=snakemake.input.get("adapter"),
     first_frames=dict(zip(params.prompts, snakemake.input.get("first_frames", []))), device=default_device(),
+    performance=params.performance,
 )

@@ -56,14 +56,14 @@ class MotionLoraTraining(Training):
         return {**finetune, **{key: block[key] for key in own}}
 
     def train(self, base_components, model_dirs, data, video, finetune, checkpoints, device, stop_after):
-        from ..training.loop import train_denoiser
+        from ..training.loop import apply_gradient_checkpointing, train_denoiser
 
         block = finetune[self.name]
         settings = self.loop_settings(finetune)
         unet = motion_unet(base_components["unet"], model_dirs["motion_adapter"], device)
         add_motion_lora(unet, block["rank"])
-        if settings["gradient_checkpointing"] and device != "cpu":
-            unet.enable_gradient_checkpointing()
+        on_out_of_memory = apply_gradient_checkpointing(settings["gradient_checkpointing"], device,
+                                                        unet.enable_gradient_checkpointing)
         unet.train()
 
         def denoiser(noisy, timesteps, texts):
@@ -73,7 +73,7 @@ class MotionLoraTraining(Training):
         scheduler = noise_schedule(base_components["scheduler"], block["beta_schedule"])
         losses, complete = train_denoiser(
             denoiser, unet, data, scheduler, settings, video["num_frames"], checkpoints, first_frame_given=False,
-            device=device, stop_after=stop_after, desc=f"finetune {self.name}")
+            device=device, stop_after=stop_after, desc=f"finetune {self.name}", on_out_of_memory=on_out_of_memory)
         return unet.eval(), losses, complete
 
     def save(self, trained, out_dir, dtype, info):
@@ -93,11 +93,11 @@ class AnimateDiff(Method):
     """Sampled with diffusers' ``AnimateDiffPipeline`` over the base components and the motion
     adapter (and the fine-tuned MotionLoRA, when the method has a training)."""
 
-    def load(self, model_dirs, adapter_dir, device):
+    def load(self, model_dirs, adapter_dir, device, dtype=None):
         from diffusers import AnimateDiffPipeline, MotionAdapter
 
-        parts = super().load(model_dirs, adapter_dir, device)
-        motion_adapter = MotionAdapter.from_pretrained(model_dirs["motion_adapter"])
+        parts = super().load(model_dirs, adapter_dir, device, dtype)
+        motion_adapter = MotionAdapter.from_pretrained(model_dirs["motion_adapter"], torch_dtype=parts["unet"].dtype)
         pipe = AnimateDiffPipeline(**parts, motion_adapter=motion_adapter).to(device)
         if self.training is not None:
             pipe.load_lora_weights(adapter_dir, adapter_name=LORA_NAME)

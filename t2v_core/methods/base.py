@@ -158,12 +158,15 @@ class Method:
         one of the config's methods."""
         return []
 
-    def load(self, model_dirs: Mapping[str, Path], adapter_dir: Path | None, device) -> Any:
-        """Everything :meth:`sample` needs, loaded once for all seeds of a job; by default the
-        base model's components (a dict: unet, vae, text_encoder, tokenizer, DDIM scheduler)."""
+    def load(self, model_dirs: Mapping[str, Path], adapter_dir: Path | None, device, dtype=None) -> Any:
+        """Everything :meth:`sample` needs, loaded once for all seeds of a job, in ``dtype``
+        (default float32); by default the base model's components (a dict: unet, vae,
+        text_encoder, tokenizer, DDIM scheduler)."""
+        import torch
+
         from ..models.loading import load_base_components
 
-        return load_base_components(model_dirs["base"], device=device)
+        return load_base_components(model_dirs["base"], device=device, dtype=dtype or torch.float32)
 
     def sample(self, loaded: Any, prompt: str, generator, video: dict, sampling: dict, first_frame=None):
         """One video, uint8 frames (F, H, W, 3). ``sampling`` holds ``num_inference_steps`` and
@@ -171,31 +174,74 @@ class Method:
         (H, W, 3)) when :attr:`needs_first_frame_image`."""
         raise NotImplementedError
 
+    def sample_batch(self, loaded: Any, prompt: str, generators: list, video: dict, sampling: dict,
+                     first_frame=None) -> list:
+        """Videos of one prompt, one per generator, each as :meth:`sample` gives it for that
+        generator; by default one :meth:`sample` call each. Methods that can run the videos
+        as one batch override it."""
+        return [self.sample(loaded, prompt, g, video, sampling, first_frame) for g in generators]
+
+    def compile(self, loaded: Any, options: dict) -> None:
+        """Compile the denoiser of what :meth:`load` gave (``performance.compile``): our own
+        pipelines compile their video UNet; diffusers' pipelines are left as they are."""
+        if hasattr(loaded, "compile_options"):
+            loaded.compile_options = options
+        else:
+            log.info("performance.compile: %s samples through a diffusers pipeline, left uncompiled", self.name)
+
     def sample_videos(self, model_dirs: Mapping[str, Path], prompts: Mapping[str, str], seeds: list[int],
                       video: dict, sampling: dict, out_dir, adapter_dir=None,
-                      first_frames: Mapping[str, str] | None = None, device="cpu") -> None:
+                      first_frames: Mapping[str, str] | None = None, device="cpu",
+                      performance: Mapping[str, Any] | None = None) -> None:
         """The job: every seed of every prompt of one motion (``prompts``: prompt_id -> text),
         the models loaded once; an mp4 and a GIF per video at ``prompts.sample_file(out_dir, ...)``.
         ``first_frames``: prompt_id -> first-frame image, when :attr:`needs_first_frame_image`.
-        ``out_dir`` gets its name when every video is written."""
+        ``performance``: the config's block (precision, compile; default fp32 on CPUs, bf16 on
+        GPUs, no compile); ``sampling["batch_seeds"]``: seeds sampled as one batch (default
+        auto). ``out_dir`` gets its name when every video is written."""
+        import time
+
         import torch
         from tqdm.auto import tqdm
 
         from ..atomic import atomic_dir
         from ..prompts import sample_file
+        from ..runtime import compile_options, sampling_dtype, seed_batch_size
         from ..sampling import load_first_frame
         from ..video_io import write_gif, write_mp4
 
-        loaded = self.load(model_dirs, adapter_dir, device)
+        performance = {"precision": "auto", "compile": "off", "compile_min_videos": 1, **(performance or {})}
+        dtype = sampling_dtype(performance["precision"], device)
+        loaded = self.load(model_dirs, adapter_dir, device, dtype)
+        options = compile_options(performance["compile"], device, len(prompts) * len(seeds),
+                                  performance["compile_min_videos"])
+        if options is not None:
+            self.compile(loaded, options)
+        batch = seed_batch_size(sampling.get("batch_seeds", "auto"), device, len(seeds))
+        log.info("%s: %d prompts x %d seeds in %s, %d seeds per batch, %s", self.name, len(prompts), len(seeds),
+                 str(dtype).removeprefix("torch."), batch, "compiled" if options is not None else "not compiled")
         with atomic_dir(out_dir) as work, tqdm(total=len(prompts) * len(seeds), desc=self.name) as bar:
             for pid, prompt in prompts.items():
                 first_frame = None
                 if self.needs_first_frame_image:
                     first_frame = load_first_frame(first_frames[pid], video["height"], video["width"])
-                for seed in seeds:
-                    generator = torch.Generator(device).manual_seed(seed)
-                    frames = self.sample(loaded, prompt, generator, video, sampling, first_frame)
-                    write_mp4(sample_file(work, pid, seed, "mp4"), frames, fps=video["fps"])
-                    write_gif(sample_file(work, pid, seed, "gif"), frames, fps=video["fps"])
-                    log.info("%s %r seed %d", self.name, prompt, seed)
-                    bar.update()
+                pending = list(seeds)
+                while pending:
+                    chunk, start = pending[:batch], time.perf_counter()
+                    generators = [torch.Generator(device).manual_seed(seed) for seed in chunk]
+                    try:
+                        videos = self.sample_batch(loaded, prompt, generators, video, sampling, first_frame)
+                    except torch.OutOfMemoryError:
+                        if batch == 1:
+                            raise
+                        batch //= 2
+                        log.warning("%s: out of memory with %d seeds per batch; now %d", self.name, len(chunk), batch)
+                        torch.cuda.empty_cache()
+                        continue
+                    for seed, frames in zip(chunk, videos):
+                        write_mp4(sample_file(work, pid, seed, "mp4"), frames, fps=video["fps"])
+                        write_gif(sample_file(work, pid, seed, "gif"), frames, fps=video["fps"])
+                    # the first batch's time includes the compile, when there is one
+                    log.info("%s %r seeds %s: %.1f s", self.name, prompt, chunk, time.perf_counter() - start)
+                    bar.update(len(chunk))
+                    pending = pending[len(chunk):]
