@@ -311,3 +311,56 @@ def test_the_variants_share_or_own_their_fine_tuned_models():
     assert get_method("ours_noise_no_adain").first_frame == "noise" and get_method("ours_noise_no_adain").variant
     assert not get_method("ours_noise").variant
     assert get_training("ours_normalised").normalised_loss and not get_training("ours").normalised_loss
+
+
+class RunsOutOfMemoryUntilCheckpointed(RecordingDenoiser):
+    """Raises the CUDA out-of-memory error while ``checkpointed`` is off."""
+
+    checkpointed = False
+
+    def forward(self, noisy, timesteps, texts):
+        if not self.checkpointed:
+            raise torch.OutOfMemoryError("CUDA out of memory (test)")
+        return super().forward(noisy, timesteps, texts)
+
+
+def test_gradient_checkpointing_auto_turns_on_when_the_first_step_runs_out_of_memory(base_parts, tmp_path):
+    from t2v_core.training.checkpoints import Checkpoints
+    from t2v_core.training.data import TrainingSet
+    from t2v_core.training.loop import apply_gradient_checkpointing, train_denoiser
+
+    torch.manual_seed(0)
+    data = TrainingSet(["clip"], ["p"], [torch.randn(2, 4, 3, 2, 2)], None, torch.zeros(1, 77, 32))
+    loop = {**settings(steps=3), "batch_size": 1, "random_flip": False}
+    runs = {}
+    for name in ("auto", "on from the start"):
+        denoiser = RunsOutOfMemoryUntilCheckpointed()
+        enable = apply_gradient_checkpointing("auto" if name == "auto" else True, "cuda",
+                                              lambda d=denoiser: setattr(d, "checkpointed", True))
+        assert denoiser.checkpointed is (name != "auto")  # auto starts without it
+        torch.manual_seed(1)
+        runs[name] = train_denoiser(denoiser, denoiser, data, base_parts["scheduler"], loop, 3,
+                                    Checkpoints(tmp_path / name, "f"), on_out_of_memory=enable)[0], denoiser
+    (auto_losses, auto), (on_losses, on) = runs["auto"], runs["on from the start"]
+    assert auto.checkpointed
+    # the failed step is run again on the same batch: the same training as with it on throughout
+    assert auto_losses == on_losses and len(auto_losses) == 3
+    for (a, ta), (b, tb) in zip(auto.seen, on.seen):
+        assert torch.equal(a, b) and torch.equal(ta, tb)
+    # without auto, or on a CPU, the error is the user's to see
+    denoiser = RunsOutOfMemoryUntilCheckpointed()
+    assert apply_gradient_checkpointing(False, "cuda", lambda: None) is None
+    assert apply_gradient_checkpointing("auto", "cpu", lambda: None) is None
+    with pytest.raises(torch.OutOfMemoryError):
+        train_denoiser(denoiser, denoiser, data, base_parts["scheduler"], loop, 3, Checkpoints(tmp_path / "x", "f"))
+
+
+@pytest.mark.parametrize("setting, device, bf16, expected", [
+    ("auto", "cpu", None, (None, False)), ("auto", "cuda", True, (torch.bfloat16, True)),
+    ("auto", "cuda", False, (torch.float16, True)), ("fp16", "cpu", None, (torch.float16, False)),
+    ("bf16", "cpu", None, (torch.bfloat16, True)), ("no", "cuda", True, (None, False)),
+])
+def test_mixed_precision_choice(setting, device, bf16, expected):
+    from t2v_core.training.loop import autocast_settings
+
+    assert autocast_settings(setting, device, bf16_supported=bf16)[1:] == expected

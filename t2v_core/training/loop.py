@@ -54,11 +54,19 @@ def first_frame_conditioned_input(scheduler, x0, noise, timestep):
     return noisy
 
 
-def autocast_settings(mixed_precision: str, device) -> tuple[str, torch.dtype | None, bool]:
+def autocast_settings(mixed_precision: str, device, bf16_supported: bool | None = None
+                      ) -> tuple[str, torch.dtype | None, bool]:
     """(device type, autocast dtype, enabled): bf16 autocast runs on CPUs too; fp16 only where
-    it is fast (CUDA), fp32 elsewhere."""
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision)
+    it is fast (CUDA), fp32 elsewhere. ``auto``: bf16 on GPUs that have it, fp16 (with loss
+    scaling) on other GPUs, fp32 on CPUs (where bf16 autocast is slower than fp32)."""
     device_type = torch.device(device).type
+    if mixed_precision == "auto":
+        if device_type != "cuda":
+            mixed_precision = "no"
+        else:
+            supported = torch.cuda.is_bf16_supported() if bf16_supported is None else bf16_supported
+            mixed_precision = "bf16" if supported else "fp16"
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision)
     enabled = dtype == torch.bfloat16 or (dtype is not None and device_type == "cuda")
     return device_type, dtype, enabled
 
@@ -97,7 +105,8 @@ def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: Trainin
                    num_frames: int, checkpoints: Checkpoints, weighting: LossWeighting | None = None,
                    first_frame_given: bool = True, device="cpu", stop_after: int | None = None,
                    desc: str = "finetune", normalised: bool = False,
-                   noise_weighting: LossWeighting | None = None) -> tuple[list[float], bool]:
+                   noise_weighting: LossWeighting | None = None,
+                   on_out_of_memory: Callable[[], None] | None = None) -> tuple[list[float], bool]:
     """Train the parameters of ``trainable`` that require a gradient, through ``denoiser``, on
     windows of ``num_frames`` frames of ``data`` for ``settings["steps"]`` steps in all,
     resuming from ``checkpoints``; (per-step losses, whether all steps are done).
@@ -109,7 +118,9 @@ def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: Trainin
     set), divided by their mean when ``normalised``; ``noise_weighting`` turns them into a
     factor of the added noise (1 = noised as usual, 0 = left clean, and a zero noise the
     target there). ``stop_after`` ends the run early (after that many steps in total), as a kill would;
-    used to test resuming.
+    used to test resuming. ``on_out_of_memory``: called when the first step runs out of GPU
+    memory (it turns gradient checkpointing on, see :func:`apply_gradient_checkpointing`), and
+    the step is run again on the same batch; without it the error is raised.
     """
     params = {name: p for name, p in trainable.named_parameters() if p.requires_grad}
     # LAMP's and AnimateDiff's optimiser: AdamW, weight decay 1e-2, constant learning rate,
@@ -133,13 +144,28 @@ def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: Trainin
             noisy = first_frame_conditioned_input(scheduler, x0, noise, timesteps)
         else:
             noisy = scheduler.add_noise(x0, noise, timesteps)
-        with torch.autocast(device_type=device_type, dtype=autocast_dtype, enabled=use_autocast):
-            pred = denoiser(noisy, timesteps, texts)
-        loss = masked_diffusion_loss(pred, noise, weights, first_frame_given, normalised)
-        if not torch.isfinite(loss):
-            raise TrainingError(f"non-finite loss {loss.item()} at step {step + 1} (clip {data.clip_paths[index]})")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+
+        def forward_backward():
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device_type=device_type, dtype=autocast_dtype, enabled=use_autocast):
+                pred = denoiser(noisy, timesteps, texts)
+            loss = masked_diffusion_loss(pred, noise, weights, first_frame_given, normalised)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"non-finite loss {loss.item()} at step {step + 1} (clip {data.clip_paths[index]})")
+            scaler.scale(loss).backward()
+            return loss
+
+        try:
+            loss = forward_backward()
+        except torch.OutOfMemoryError:
+            if on_out_of_memory is None or step != start:
+                raise
+            log.warning("%s: the first step ran out of GPU memory; gradient checkpointing on", desc)
+            optimizer.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+            on_out_of_memory()
+            on_out_of_memory = None
+            loss = forward_backward()
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
         scaler.step(optimizer)
@@ -166,12 +192,30 @@ def train_adapter(unet, adapter, data: TrainingSet, scheduler, settings: dict, n
     for _, parameter in adapter.trainable_parameters():
         parameter.requires_grad_(True)
     adapter.train()
-    if settings["gradient_checkpointing"] and device != "cpu":
+
+    def enable():
         model.unet.enable_gradient_checkpointing()
         model.unet.train()
+
     return train_denoiser(model, adapter, data, scheduler, settings, num_frames, checkpoints, weighting,
                           first_frame_given=True, device=device, stop_after=stop_after, desc=desc,
-                          normalised=normalised, noise_weighting=noise_weighting)
+                          normalised=normalised, noise_weighting=noise_weighting,
+                          on_out_of_memory=apply_gradient_checkpointing(settings["gradient_checkpointing"], device,
+                                                                        enable))
+
+
+def apply_gradient_checkpointing(setting, device, enable: Callable[[], None]) -> Callable[[], None] | None:
+    """``finetune.gradient_checkpointing`` on a GPU (``enable`` turns it on for the model):
+    true = on now; false = off; auto = off while the GPU's free memory holds a step without it,
+    i.e. the returned callback, for :func:`train_denoiser`'s ``on_out_of_memory``, turns it on
+    when the first step runs out of memory. Never on CPUs: their memory is the host's, and
+    checkpointing there only costs time."""
+    if torch.device(device).type != "cuda" or setting is False:
+        return None
+    if setting is True:
+        enable()
+        return None
+    return enable
 
 
 def save_trained(write: Callable[[Path], None], out_dir: str | Path, info: dict) -> None:
