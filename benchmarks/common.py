@@ -64,11 +64,11 @@ def settings(size: str, cuda: bool) -> dict:
     if size == "full":
         if cuda:
             return dict(size="full", num_frames=16, height=320, width=512, warmup=3, steps=10,
-                        sample_steps=10, t2vz_steps=10, t0=6, t1=8)
+                        sample_steps=10, t2vz_steps=10, t0=6, t1=8, seeds=3)
         return dict(size="full", num_frames=4, height=64, width=64, warmup=2, steps=5,
-                    sample_steps=3, t2vz_steps=4, t0=2, t1=3)
+                    sample_steps=3, t2vz_steps=4, t0=2, t1=3, seeds=2)
     return dict(size="small", num_frames=6, height=64, width=64, warmup=2, steps=5,
-                sample_steps=6, t2vz_steps=6, t0=3, t1=4)
+                sample_steps=6, t2vz_steps=6, t0=3, t1=4, seeds=2)
 
 
 def device_info(device: str) -> dict:
@@ -194,3 +194,55 @@ class PeakMemory:
 
 def maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class RepeatedKeysFirstFrameAttnProcessor:
+    """The first-frame attention as the code had it before the frames of a clip were folded
+    into one query sequence: frame 1's keys and values copied to every frame, one attention
+    per frame. Kept as the reference path of the sampling section."""
+
+    def __init__(self, context, to_q=None) -> None:
+        self.context, self.to_q = context, to_q
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args,
+                 **kwargs):
+        frames = self.context.num_frames
+        bf, n, _ = hidden_states.shape
+        b = bf // frames
+        query = (self.to_q or attn.to_q)(hidden_states)
+        first = hidden_states.reshape(b, frames, n, -1)[:, 0]
+        key, value = attn.to_k(first), attn.to_v(first)
+        heads = attn.heads
+        head_dim = key.shape[-1] // heads
+
+        def split(x, clips):
+            return x.reshape(clips, -1, heads, head_dim).transpose(1, 2)
+
+        out = torch.nn.functional.scaled_dot_product_attention(
+            split(query, bf), split(key, b).repeat_interleave(frames, dim=0),
+            split(value, b).repeat_interleave(frames, dim=0))
+        out = out.transpose(1, 2).reshape(bf, n, heads * head_dim).to(query.dtype)
+        out = attn.to_out[1](attn.to_out[0](out))
+        if attn.residual_connection:
+            out = out + hidden_states
+        return out / attn.rescale_output_factor
+
+
+def use_repeated_keys_attention(video_unet) -> None:
+    """Put :class:`RepeatedKeysFirstFrameAttnProcessor` on a VideoUNet's own first-frame attentions."""
+    from t2v_core.video_unet import FirstFrameAttnProcessor
+
+    for module in video_unet.unet.modules():
+        processor = getattr(module, "processor", None)
+        if isinstance(processor, FirstFrameAttnProcessor):
+            module.set_processor(RepeatedKeysFirstFrameAttnProcessor(processor.context, processor.to_q))
+
+
+def cast_parts(parts: dict, dtype) -> dict:
+    """A copy of the base components in ``dtype`` (the same dict when it is float32)."""
+    import copy
+
+    if dtype == torch.float32:
+        return parts
+    return {k: copy.deepcopy(v).to(dtype) if isinstance(v, torch.nn.Module) else v for k, v in parts.items()}
+

@@ -121,8 +121,8 @@ def step_inputs(cached, scheduler, device, generator):
     return noise, timestep, eps
 
 
-def _autocast(fn):
-    with torch.autocast("cuda", dtype=torch.bfloat16):
+def _autocast(fn, dtype):
+    with torch.autocast("cuda", dtype=dtype):
         return fn()
 
 
@@ -156,12 +156,20 @@ def run(size: str, device: str) -> dict:
                                                  *step_inputs(cached, scheduler, device, generator)),
                                   optimizer, trainable)
 
-        if cuda:  # as train_adapter on a GPU (bf16 autocast here instead of fp16 + loss scaling)
-            model.unet.enable_gradient_checkpointing()
+        if cuda:
+            # reference: the paper config's former setting, fp16 autocast with gradient
+            # checkpointing; ours: what finetune's auto settings pick where a step fits in the
+            # GPU's memory, bf16 autocast without checkpointing
             model.unet.train()
             plain_ours, plain_reference = ours, reference
-            ours = lambda: _autocast(plain_ours)  # noqa: E731
-            reference = lambda: _autocast(plain_reference)  # noqa: E731
+
+            def ours():
+                model.unet.disable_gradient_checkpointing()
+                return _autocast(plain_ours, torch.bfloat16)
+
+            def reference():
+                model.unet.enable_gradient_checkpointing()
+                return _autocast(plain_reference, torch.float16)
         warm = []
         for _ in range(cfg["warmup"]):
             for fn in (ours, reference):
@@ -241,7 +249,7 @@ def motionlora_step(parts, size, cfg, device, rank=64) -> dict:
                     text.repeat_interleave(x0.shape[2], dim=0)).sample
         return optimiser_step(masked_diffusion_loss(pred, noise, first_frame_given=False), optimizer, trainable)
 
-    fn = (lambda: _autocast(step)) if device.startswith("cuda") else step
+    fn = (lambda: _autocast(step, torch.bfloat16)) if device.startswith("cuda") else step
     for _ in range(cfg["warmup"]):
         fn()
     times, peak = [], 0

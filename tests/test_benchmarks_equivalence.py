@@ -86,6 +86,23 @@ def test_sdpa_attention_equals_classic_attention(base_parts):
     torch.testing.assert_close(sdpa, classic, atol=ATOL, rtol=1e-5)
 
 
+def test_folded_first_frame_attention_equals_keys_copied_per_frame(base_parts):
+    """The sampling section's reference path: frame 1's keys copied to every frame, one
+    attention per frame; ours: a clip's frames as one query sequence. Same numbers."""
+    from benchmarks.common import RepeatedKeysFirstFrameAttnProcessor, use_repeated_keys_attention
+
+    ours = _perturbed_video_unet(base_parts["unet"])
+    reference = _perturbed_video_unet(base_parts["unet"])
+    use_repeated_keys_attention(reference)
+    assert any(isinstance(getattr(m, "processor", None), RepeatedKeysFirstFrameAttnProcessor)
+               for m in reference.unet.modules())
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 4, 5, 16, 16, generator=g)
+    text = torch.randn(2, 77, base_parts["unet"].config.cross_attention_dim, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, 300, text), reference(x, 300, text), atol=ATOL, rtol=1e-5)
+
+
 def test_reference_style_step_equals_our_step(base_parts):
     model, _, _, frames = setup(base_parts, 4, 64, 64, "cpu")
     model.eval()  # a deterministic forward (no dropout in these models; eval for certainty)
