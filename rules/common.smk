@@ -16,6 +16,7 @@ from t2v_core.metrics.registry import (
     evaluators_for,
     get_evaluator,
     metrics,
+    switched_on,
 )
 from t2v_core.models.prepare import MODEL_KINDS, get_model_source, models_dir_conflicts
 from t2v_core.prompts import prompt_table
@@ -101,7 +102,11 @@ def report_notes():
     if data_source is not None:
         notes.append(data_source.description)
     for name in EVALUATORS:
-        defined = [m.description for m in metrics(name) if m.in_tables]
+        defined = [
+            m.description
+            for m in metrics(name)
+            if m.in_tables and switched_on(m, config["evaluation"]["metrics"])
+        ]
         notes.append(f"{get_evaluator(name).description}: " + "; ".join(defined) + ".")
     for name, training in TRAININGS.items():
         loop = training.loop_settings(finetune_settings(name))

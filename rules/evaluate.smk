@@ -19,6 +19,7 @@ rule evaluate:
         seeds=SEEDS,
         batch_size=config["evaluation"]["batch_size"],
         evaluators=EVALUATORS,
+        metrics_on=config["evaluation"]["metrics"],
     script:
         "../workflow_scripts/evaluate.py"
 

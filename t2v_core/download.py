@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -97,11 +98,19 @@ def download_file(
 ) -> Path:
     """Download ``url`` to ``dest``; verify ``sha256`` when given. Returns ``dest``.
 
+    ``sha256`` is the full 64-hex digest, or a prefix of at least 8 hex characters that the
+    file's digest must start with: the short hashes that some publishers put in their file
+    names (torchvision checks its weight files so). A shorter prefix is a ValueError, raised
+    before any network access: it would let almost any file through.
     An existing ``dest`` with the right checksum is kept (no network access).
     """
+    if sha256 is not None:
+        if not re.fullmatch(r"[0-9a-fA-F]{8,64}", sha256):
+            raise ValueError(f"sha256 {sha256!r} for {url}: expected 8 to 64 hex characters (a digest or its prefix)")
+        sha256 = sha256.lower()
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists() and (sha256 is None or sha256_of(dest) == sha256):
+    if dest.exists() and (sha256 is None or sha256_of(dest).startswith(sha256)):
         return dest
     part = dest.with_name(dest.name + ".part")
     for attempt in range(1, retries + 1):
@@ -121,7 +130,7 @@ def download_file(
             time.sleep(wait)
     if sha256 is not None:
         actual = sha256_of(part)
-        if actual != sha256:
+        if not actual.startswith(sha256):
             part.unlink(missing_ok=True)
             raise ChecksumError(
                 f"{dest}: checksum mismatch for {url}: expected sha256 {sha256}, got {actual}; "

@@ -122,3 +122,10 @@ def test_duplicate_prompts_are_named():
     with pytest.raises(ConfigError, match=r"motions.moves_right.prompts: 'a red square moves right on a black "
                                           r"background' is given 2 times"):
         validate_config(_with(twice))
+
+
+def test_metrics_switches_are_checked():
+    base = {"motions": [{"name": "m", "prompts": ["p"]}]}
+    assert validate_config(base)["evaluation"]["metrics"] == ["temporal_flickering", "subject_consistency_clip"]
+    with pytest.raises(ConfigError, match="sharpness"):
+        validate_config({**base, "evaluation": {"metrics": ["sharpness"]}})

@@ -147,3 +147,33 @@ def test_existing_dest_with_wrong_checksum_is_replaced(server, tmp_path, item):
     assert dest.read_bytes() == data
     assert server.log == [(path, None, 200)]
     assert leftovers(dest) == ["x.png"]
+
+
+@pytest.mark.parametrize("length", [8, 40, 64])
+def test_sha256_prefix_is_accepted_and_keeps_the_file(server, tmp_path, item, length):
+    path, data = item
+    prefix = sha(data)[:length]
+    dest = download_file(server.url(path), tmp_path / "x.png", sha256=prefix, **FAST)
+    assert dest.read_bytes() == data
+    server.log.clear()
+    download_file(server.url(path), dest, sha256=prefix.upper(), **FAST)  # hex digits in either case
+    assert server.log == []
+
+
+def test_wrong_sha256_prefix_is_a_checksum_mismatch(server, tmp_path, item):
+    path, data = item
+    right = sha(data)[:8]
+    wrong = ("1" if right[0] == "0" else "0") + right[1:]
+    dest = tmp_path / "x.png"
+    with pytest.raises(ChecksumError, match="checksum mismatch") as caught:
+        download_file(server.url(path), dest, sha256=wrong, **FAST)
+    assert wrong in str(caught.value) and sha(data) in str(caught.value)
+    assert leftovers(dest) == []
+
+
+@pytest.mark.parametrize("malformed", ["22a6c22", "", "22a6c22g", "0" * 65])
+def test_malformed_sha256_is_refused_before_any_request(server, tmp_path, item, malformed):
+    dest = tmp_path / "x.png"
+    with pytest.raises(ValueError, match="8 to 64 hex characters"):
+        download_file(server.url(item[0]), dest, sha256=malformed, **FAST)
+    assert server.log == [] and leftovers(dest) == []

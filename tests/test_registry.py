@@ -78,17 +78,21 @@ def test_labels_poster_rows_and_trainings_come_from_the_method_modules():
 
 
 def test_metric_table_order_and_evaluators():
-    assert [m.name for m in table_metrics(table="comparison")] == [
-        "alignment", "consistency", "diversity", "motion_correct", "motion_magnitude", "subject_consistency"]
+    vbench = ["subject_consistency_clip", "temporal_flickering", "subject_consistency_dino", "dynamic_degree",
+              "flow_magnitude", "aesthetic_quality"]
+    toy = ["motion_correct", "motion_magnitude", "subject_consistency"]
+    assert [m.name for m in table_metrics(table="comparison")] == ["alignment", "consistency", "diversity", *vbench, *toy]
     assert [m.name for m in table_metrics(table="motions")] == [
-        "alignment", "consistency", "diversity_prompts", "diversity_seeds", "diversity_frames",
-        "motion_correct", "motion_magnitude", "subject_consistency"]
+        "alignment", "consistency", "diversity_prompts", "diversity_seeds", "diversity_frames", *vbench, *toy]
     assert [m.column for m in metrics("clip") if m.compute] == [
-        "alignment", "consistency", "prompt_diversity_prompts", "prompt_diversity_seeds", "prompt_diversity_frames"]
+        "alignment", "consistency", "prompt_diversity_prompts", "prompt_diversity_seeds", "prompt_diversity_frames",
+        "subject_consistency_clip"]
     assert get_evaluator("clip").models == ("clip",)
     paper = validate_config(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
     demo = validate_config(yaml.safe_load((REPO / "config" / "demo.yaml").read_text()))
-    assert evaluators_for(paper) == ["clip"] and evaluators_for(demo) == ["clip", "toy_motion"]
+    assert evaluators_for(paper) == ["clip", "frames", "dino", "raft", "aesthetic"]
+    assert evaluators_for(demo) == ["clip", "frames", "toy_motion"]
+    assert get_evaluator("aesthetic").models == ("clip", "aesthetic")
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +160,15 @@ def test_the_schemas_diversity_readings_are_the_registrys():
     assert chosen_readings({}) == {"diversity": "diversity_prompts"}
     with pytest.raises(ValueError, match="evaluation.diversity: 'pixels' is not one of"):
         chosen_readings({"diversity": "pixels"})
+
+
+def test_the_schemas_metric_switches_are_the_registrys():
+    """evaluation.metrics lists exactly the switches of the registered metrics, and each switch
+    turns on only its own metrics."""
+    from t2v_core.config import load_schema
+    from t2v_core.metrics.registry import metric_switches, metrics, switched_on
+
+    key = load_schema()["properties"]["evaluation"]["properties"]["metrics"]
+    assert key["items"]["enum"] == metric_switches()
+    on = {m.name for m in metrics() if m.switch and switched_on(m, ["dynamic_degree"])}
+    assert on == {"dynamic_degree", "flow_magnitude"}

@@ -289,7 +289,7 @@ def test_paper_dag_dry_runs_with_every_job(workflow_copy):
     assert counts["extract_masks"] == motions
     assert counts["prepare_first_frame"] == prompts
     assert counts["prepare_clips"] == motions
-    assert counts["prepare_models"] == 4  # base, sam, clip, motion_adapter
+    assert counts["prepare_models"] == 7  # base, sam, clip, motion_adapter; dino, raft, aesthetic (VBench)
     assert counts["download_lamp_fewshot"] == 1
     assert counts["grid"] == prompts and counts["contact_sheet"] == 1
 

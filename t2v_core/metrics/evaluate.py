@@ -8,15 +8,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .registry import get_evaluator, metrics
+from .registry import get_evaluator, metrics, switched_on
 
 
-def score_prompt_videos(evaluator: str, features: dict) -> pd.DataFrame:
+def computed(evaluator: str, chosen=None) -> list:
+    """The metrics of ``evaluator`` that are computed when ``evaluation.metrics`` is ``chosen``
+    (None = all): those with a ``compute``, switched on."""
+    return [m for m in metrics(evaluator) if m.compute is not None and switched_on(m, chosen)]
+
+
+def score_prompt_videos(evaluator: str, features: dict, chosen=None) -> pd.DataFrame:
     """One row per seed: the evaluator's per-video metrics, then its per-prompt ones (the same
-    value on every row), from ``features`` (seed -> what the evaluator extracted)."""
+    value on every row), from ``features`` (seed -> what the evaluator extracted); ``chosen``:
+    ``evaluation.metrics`` (None = all)."""
     seeds = sorted(features)
     table = pd.DataFrame({"seed": seeds})
-    chosen = [m for m in metrics(evaluator) if m.compute is not None]
+    chosen = computed(evaluator, chosen)
     for metric in [m for m in chosen if m.per == "video"]:
         table[metric.column] = [metric.compute(features[seed]) for seed in seeds]
     for metric in [m for m in chosen if m.per == "prompt"]:
@@ -25,7 +32,8 @@ def score_prompt_videos(evaluator: str, features: dict) -> pd.DataFrame:
 
 
 def evaluate_prompt(evaluators: list[str], prompt: str, videos: dict[int, np.ndarray], model_dirs: dict,
-                    device="cpu", batch_size: int = 32, features_out: dict | None = None) -> pd.DataFrame:
+                    device="cpu", batch_size: int = 32, features_out: dict | None = None,
+                    chosen=None) -> pd.DataFrame:
     """Every per-video and per-prompt metric of ``evaluators`` on one prompt's videos (seed ->
     uint8 frames); ``features_out`` (when given) receives each evaluator's features, for the
     metrics over a motion's prompts (:func:`score_motion`)."""
@@ -34,16 +42,17 @@ def evaluate_prompt(evaluators: list[str], prompt: str, videos: dict[int, np.nda
         features = get_evaluator(name).features(prompt, videos, model_dirs, device=device, batch_size=batch_size)
         if features_out is not None:
             features_out[name] = features
-        scores = score_prompt_videos(name, features)
+        scores = score_prompt_videos(name, features, chosen)
         table = scores if table is None else table.merge(scores, on="seed", validate="one_to_one")
     return table
 
 
-def score_motion(evaluators: list[str], features: dict[str, dict], tables: dict[str, pd.DataFrame]) -> None:
+def score_motion(evaluators: list[str], features: dict[str, dict], tables: dict[str, pd.DataFrame],
+                 chosen=None) -> None:
     """Add the metrics over a motion's prompts to each prompt's table (``features``: prompt_id ->
     evaluator -> seed -> features; ``tables``: prompt_id -> its rows), one value per prompt."""
     for name in evaluators:
-        for metric in [m for m in metrics(name) if m.per == "motion" and m.compute is not None]:
+        for metric in [m for m in computed(name, chosen) if m.per == "motion"]:
             values = metric.compute({pid: [own[name][seed] for seed in sorted(own[name])]
                                      for pid, own in features.items()})
             for pid, table in tables.items():
@@ -70,10 +79,12 @@ def read_sample(path, sample_dir) -> np.ndarray:
 
 
 def evaluate_videos(model_dirs: dict, samples: dict[str, tuple[str | Path, dict[str, str]]], seeds: list[int],
-                    method: str, out_csv, evaluators=("clip",), batch_size=32, device="cpu") -> pd.DataFrame:
+                    method: str, out_csv, evaluators=("clip",), batch_size=32, device="cpu",
+                    metrics_on=None) -> pd.DataFrame:
     """Read the videos of one method (``samples``: motion -> (its sampling folder, prompt_id ->
     prompt); the files at ``prompts.sample_file(folder, ...)``), score them, write ``out_csv``:
-    one row per video, with method, motion, prompt_id and prompt on every row."""
+    one row per video, with method, motion, prompt_id and prompt on every row. ``metrics_on``:
+    the config's ``evaluation.metrics`` (None = every metric of the evaluators)."""
     from tqdm.auto import tqdm
 
     from ..atomic import atomic_path
@@ -87,13 +98,14 @@ def evaluate_videos(model_dirs: dict, samples: dict[str, tuple[str | Path, dict[
                 videos = {seed: read_sample(sample_file(sample_dir, pid, seed), sample_dir) for seed in seeds}
                 motion_features[pid] = {}
                 table = evaluate_prompt(list(evaluators), prompt, videos, model_dirs, device=device,
-                                        batch_size=batch_size, features_out=motion_features[pid])
+                                        batch_size=batch_size, features_out=motion_features[pid],
+                                        chosen=metrics_on)
                 ids = {"method": method, "motion": motion, "prompt_id": pid, "prompt": prompt}
                 for column, value in reversed(list(ids.items())):
                     table.insert(0, column, value)
                 motion_tables[pid] = table
                 bar.update()
-            score_motion(list(evaluators), motion_features, motion_tables)
+            score_motion(list(evaluators), motion_features, motion_tables, metrics_on)
             tables.extend(motion_tables.values())
     table = pd.concat(tables, ignore_index=True)
     with atomic_path(out_csv) as tmp:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..plugins import Registry
-from . import clip
+from . import clip, vbench
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class Metric:
     #: For a quantity with several readings (the poster's undefined diversity): the metrics it
     #: can be, the first the default; the config's ``evaluation.<name>`` chooses one.
     readings: tuple[str, ...] = ()
+    #: The name in the config's ``evaluation.metrics`` that turns it on ("" = always computed).
+    switch: str = ""
 
     def __post_init__(self):
         if self.per not in ("video", "prompt", "motion"):
@@ -144,6 +146,21 @@ def evaluators_for(config: dict) -> list[str]:
     return [evaluator.name for evaluator in EVALUATORS.items() if evaluator.applies(config)]
 
 
+def metric_switches() -> list[str]:
+    """The names ``evaluation.metrics`` can list (the schema's enum), in registration order."""
+    return list(dict.fromkeys(m.switch for m in metrics() if m.switch))
+
+
+def switched_on(metric: Metric, chosen) -> bool:
+    """Whether ``metric`` is computed when ``evaluation.metrics`` is ``chosen`` (None = all)."""
+    return not metric.switch or chosen is None or metric.switch in chosen
+
+
+def _any_switched_on(evaluator: str):
+    """``applies`` of an evaluator that runs only for its switched-on metrics."""
+    return lambda config: any(switched_on(m, config["evaluation"]["metrics"]) for m in metrics(evaluator))
+
+
 register_evaluator(Evaluator(
     "clip", clip.load_clip_features, models=("clip",),
     description="CLIP cosine similarities x 100 (alignment, consistency, diversity)",
@@ -181,4 +198,58 @@ register_metric(Metric(
     lambda videos: clip.diversity_frames([v.frames for v in videos]),
     "diversity frame by frame is one value per prompt: the mean over pairs of its seeds' videos and over frame "
     "indices of cos(frame f of one, frame f of the other)", unit="CLIP cosine x 100", tables=("motions",),
+))
+
+register_metric(Metric(
+    "subject_consistency_clip", "Subject consistency (CLIP features)", "↑", "video", "clip",
+    lambda video: vbench.subject_consistency(video.frames),
+    "subject consistency on CLIP features is VBench's subject consistency (below) with the CLIP model's image "
+    "embeddings in place of DINO's (the toy world's stand-in: it has no DINO)", unit="x 100",
+    switch="subject_consistency_clip",
+))
+
+# VBench's dimensions (Vchitect/VBench) that fit the study; t2v_core/metrics/vbench.py has the formulas.
+register_evaluator(Evaluator(
+    "frames", lambda prompt, videos, model_dirs, device="cpu", batch_size=32: dict(sorted(videos.items())),
+    applies=_any_switched_on("frames"), description="the frames themselves (no model)",
+))
+register_metric(Metric(
+    "temporal_flickering", "Temporal flickering", "↑", "video", "frames", vbench.temporal_flickering,
+    "temporal flickering is VBench's: 100 x (255 - the mean absolute difference of consecutive frames) / 255 "
+    "(higher = steadier)", unit="x 100", switch="temporal_flickering",
+))
+register_evaluator(Evaluator(
+    "dino", vbench.dino_features, models=("dino",), applies=_any_switched_on("dino"),
+    description="DINO ViT-B/16 features of the frames (VBench's subject consistency)",
+))
+register_metric(Metric(
+    "subject_consistency_dino", "Subject consistency (DINO)", "↑", "video", "dino",
+    vbench.subject_consistency,
+    "subject consistency is VBench's: 100 x the mean over frames 2..F of (max(0, cos(frame, previous frame)) + "
+    "max(0, cos(frame, first frame))) / 2 on DINO ViT-B/16 features", unit="x 100", switch="subject_consistency",
+))
+register_evaluator(Evaluator(
+    "raft", vbench.raft_features, models=("raft",), applies=_any_switched_on("raft"),
+    description="RAFT optical flow between consecutive frames (VBench's dynamic degree)",
+))
+register_metric(Metric(
+    "dynamic_degree", "Dynamic degree %", "↑", "video", "raft",
+    lambda flow: 100.0 * vbench.is_dynamic(flow["top"], flow["height"], flow["width"]),
+    "dynamic degree is VBench's: the share of videos whose RAFT flow moves (at least round(4 F / 16) frame pairs "
+    "with a mean of their top 5% flow magnitudes above 6 x min(H, W) / 256 pixels)", unit="%",
+    switch="dynamic_degree",
+))
+register_metric(Metric(
+    "flow_magnitude", "Flow magnitude", "↑", "video", "raft", lambda flow: float(sum(flow["mean"]) / len(flow["mean"])),
+    "flow magnitude is RAFT's mean flow between consecutive frames, in pixels per frame (0 = a still video)",
+    unit="pixels per frame", switch="dynamic_degree",
+))
+register_evaluator(Evaluator(
+    "aesthetic", vbench.aesthetic_features, models=("clip", "aesthetic"), applies=_any_switched_on("aesthetic"),
+    description="LAION's aesthetic predictor on the CLIP image embeddings of the frames",
+))
+register_metric(Metric(
+    "aesthetic_quality", "Aesthetic quality", "↑", "video", "aesthetic", vbench.aesthetic_quality,
+    "aesthetic quality is VBench's: 100 x the mean over frames of LAION's aesthetic score / 10 (the linear head "
+    "on CLIP ViT-L/14 image embeddings)", unit="x 100", switch="aesthetic_quality",
 ))

@@ -12,6 +12,20 @@ SAM_WEIGHTS_FILE = "sam_checkpoint.pth"
 SAM_SAFETENSORS_FILE = "sam_model.safetensors"
 CLIP_CONFIG_FILE = "open_clip_config.json"
 CLIP_WEIGHTS_FILE = "open_clip_model.safetensors"
+#: The models of VBench's metrics, stored as SAM's are: the official ``.pth`` state dicts as
+#: downloaded, or our safetensors (tiny ones); the config json says which architecture.
+#: DINO: timm ``VisionTransformer`` kwargs and ``image_size``.
+DINO_CONFIG_FILE = "dino_config.json"
+DINO_WEIGHTS_FILE = "dino_checkpoint.pth"
+DINO_SAFETENSORS_FILE = "dino_model.safetensors"
+#: RAFT: torchvision's ``variant`` (raft_large or raft_small).
+RAFT_CONFIG_FILE = "raft_config.json"
+RAFT_WEIGHTS_FILE = "raft_checkpoint.pth"
+RAFT_SAFETENSORS_FILE = "raft_model.safetensors"
+#: LAION's aesthetic head: a ``Linear(in_features, 1)`` on CLIP image embeddings.
+AESTHETIC_CONFIG_FILE = "aesthetic_config.json"
+AESTHETIC_WEIGHTS_FILE = "aesthetic_head.pth"
+AESTHETIC_SAFETENSORS_FILE = "aesthetic_head.safetensors"
 #: Written last into each prepared folder: where the weights came from.
 MARKER_FILE = "prepared.json"
 

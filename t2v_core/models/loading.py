@@ -9,12 +9,32 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .layout import CLIP_CONFIG_FILE, SAM_CONFIG_FILE, SAM_SAFETENSORS_FILE, SAM_WEIGHTS_FILE
+from .layout import (
+    AESTHETIC_CONFIG_FILE, AESTHETIC_SAFETENSORS_FILE, AESTHETIC_WEIGHTS_FILE, CLIP_CONFIG_FILE,
+    DINO_CONFIG_FILE, DINO_SAFETENSORS_FILE, DINO_WEIGHTS_FILE, RAFT_CONFIG_FILE, RAFT_SAFETENSORS_FILE,
+    RAFT_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_SAFETENSORS_FILE, SAM_WEIGHTS_FILE,
+)
 
 
 def _require(path: Path, what: str) -> None:
     if not path.exists():
         raise FileNotFoundError(f"{path}: {what} not found; run the prepare_models rule first")
+
+
+def _config(model_dir: Path, config_file: str, what: str) -> dict:
+    _require(model_dir / config_file, f"{what} config")
+    return json.loads((model_dir / config_file).read_text())
+
+
+def _state_dict(model_dir: Path, safetensors_file: str, pth_file: str, what: str) -> dict:
+    """The weights of a prepared folder: our safetensors when there, else the official ``.pth``
+    state dict as downloaded (tensors only: ``weights_only``)."""
+    if (model_dir / safetensors_file).exists():
+        from safetensors.torch import load_file
+
+        return load_file(model_dir / safetensors_file)
+    _require(model_dir / pth_file, f"{what} checkpoint")
+    return torch.load(model_dir / pth_file, map_location="cpu", weights_only=True)
 
 
 def load_base_components(model_dir: str | Path, device="cpu", dtype=torch.float32) -> dict:
@@ -43,18 +63,51 @@ def load_sam(model_dir: str | Path, device="cpu"):
     from .tiny import build_tiny_sam
 
     model_dir = Path(model_dir)
-    _require(model_dir / SAM_CONFIG_FILE, "SAM config")
-    model_type = json.loads((model_dir / SAM_CONFIG_FILE).read_text())["model_type"]
+    model_type = _config(model_dir, SAM_CONFIG_FILE, "SAM")["model_type"]
     sam = build_tiny_sam() if model_type == "tiny" else sam_model_registry[model_type]()
-    if (model_dir / SAM_SAFETENSORS_FILE).exists():
-        from safetensors.torch import load_file
-
-        state = load_file(model_dir / SAM_SAFETENSORS_FILE)
-    else:
-        _require(model_dir / SAM_WEIGHTS_FILE, "SAM checkpoint")
-        state = torch.load(model_dir / SAM_WEIGHTS_FILE, map_location="cpu", weights_only=True)
-    sam.load_state_dict(state)
+    sam.load_state_dict(_state_dict(model_dir, SAM_SAFETENSORS_FILE, SAM_WEIGHTS_FILE, "SAM"))
     return sam.to(device).eval()
+
+
+def load_dino(model_dir: str | Path, device="cpu"):
+    """(model, image size) of a DINO ViT backbone: timm's ``VisionTransformer``, whose keys are
+    those of DINO's checkpoints. ``model(x)`` maps images (N, 3, H, W), normalised with
+    ImageNet's mean and std, to their CLS features (N, embed_dim); any H and W that are
+    multiples of the patch size work (position embeddings interpolated from ``image size``,
+    the size DINO was trained at)."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    model_dir = Path(model_dir)
+    config = _config(model_dir, DINO_CONFIG_FILE, "DINO")
+    image_size = config.pop("image_size")
+    model = VisionTransformer(**config, img_size=image_size, dynamic_img_size=True)
+    model.load_state_dict(_state_dict(model_dir, DINO_SAFETENSORS_FILE, DINO_WEIGHTS_FILE, "DINO"))
+    return model.to(device).eval(), image_size
+
+
+def load_raft(model_dir: str | Path, device="cpu"):
+    """torchvision's RAFT (``raft_large`` or ``raft_small``, as the folder says). It takes two
+    image batches (N, 3, H, W) in [-1, 1], H and W multiples of 8 and at least 128 (its
+    correlation pyramid), and returns the list of its flow estimates (N, 2, H, W), the last
+    the final one."""
+    from torchvision.models.optical_flow import raft_large, raft_small
+
+    model_dir = Path(model_dir)
+    variant = _config(model_dir, RAFT_CONFIG_FILE, "RAFT")["variant"]
+    model = {"raft_large": raft_large, "raft_small": raft_small}[variant](weights=None)
+    model.load_state_dict(_state_dict(model_dir, RAFT_SAFETENSORS_FILE, RAFT_WEIGHTS_FILE, "RAFT"))
+    return model.to(device).eval()
+
+
+def load_aesthetic(model_dir: str | Path, device="cpu"):
+    """LAION's aesthetic predictor: a ``Linear(in_features, 1)`` from CLIP image embeddings
+    (L2-normalised, as LAION trained it) to a score."""
+    model_dir = Path(model_dir)
+    config = _config(model_dir, AESTHETIC_CONFIG_FILE, "aesthetic predictor")
+    model = torch.nn.Linear(config["in_features"], 1)
+    model.load_state_dict(_state_dict(model_dir, AESTHETIC_SAFETENSORS_FILE, AESTHETIC_WEIGHTS_FILE,
+                                      "aesthetic predictor"))
+    return model.to(device).eval()
 
 
 def load_clip(model_dir: str | Path, device="cpu"):

@@ -13,12 +13,15 @@ from typing import Callable
 
 from ..plugins import Registry
 from ..atomic import atomic_dir
-from .layout import CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE, write_marker
+from .layout import (
+    AESTHETIC_CONFIG_FILE, AESTHETIC_WEIGHTS_FILE, CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, DINO_CONFIG_FILE,
+    DINO_WEIGHTS_FILE, RAFT_CONFIG_FILE, RAFT_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE, write_marker,
+)
 
 #: Written into each prepared folder: the experiment that prepared it, and from which settings.
 PREPARED_FOR_FILE = "prepared_for.json"
 #: The models a run can prepare; a method or an evaluator names those it loads.
-MODEL_KINDS = ("base", "sam", "clip", "motion_adapter")
+MODEL_KINDS = ("base", "sam", "clip", "motion_adapter", "dino", "raft", "aesthetic")
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,27 @@ def download_sam(out_dir: Path, model_type: str, url: str, sha256: str | None) -
     write_marker(out_dir, {"kind": "download", "url": url, "sha256": sha256})
 
 
+#: DINO's ViT-B/16 (the backbone of VBench's subject consistency) as timm ``VisionTransformer``
+#: kwargs, whose parameter names are those of DINO's checkpoint, and the image size it was
+#: trained at (its position embeddings').
+DINO_CONFIG = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12, num_classes=0, image_size=224)
+#: LAION's aesthetic head reads CLIP ViT-L/14 image embeddings, 768 wide.
+AESTHETIC_CONFIG = {"in_features": 768}
+
+
+def download_checkpoint(out_dir: Path, url: str, sha256: str | None, weights_file: str, config_file: str,
+                        config: dict) -> None:
+    """A single-file ``torch.save``-d state dict and the config that says what it is for.
+
+    The marker records the sha256 of the file actually downloaded, whether or not one was
+    expected, so that an unpinned download can be pinned afterwards."""
+    from ..download import download_file, sha256_of
+
+    weights = download_file(url, out_dir / weights_file, sha256=sha256)
+    (out_dir / config_file).write_text(json.dumps(config, indent=2))
+    write_marker(out_dir, {"kind": "download", "url": url, "sha256": sha256_of(weights)})
+
+
 def download_clip(out_dir: Path, model_name: str, pretrained: str) -> None:
     """Fetch open_clip weights by tag, then store them in the ``local-dir:`` layout."""
     import open_clip
@@ -159,16 +183,31 @@ def _download(kind: str, work: Path, models_config: dict) -> None:
     elif kind == "sam":
         sam = models_config["sam"]
         download_sam(work, sam["model_type"], sam["url"], sam["sha256"])
+    elif kind == "dino":
+        dino = models_config["dino"]
+        download_checkpoint(work, dino["url"], dino["sha256"], DINO_WEIGHTS_FILE, DINO_CONFIG_FILE, DINO_CONFIG)
+    elif kind == "raft":
+        raft = models_config["raft"]
+        download_checkpoint(work, raft["url"], raft["sha256"], RAFT_WEIGHTS_FILE, RAFT_CONFIG_FILE,
+                            {"variant": raft["variant"]})
+    elif kind == "aesthetic":
+        aesthetic = models_config["aesthetic"]
+        download_checkpoint(work, aesthetic["url"], aesthetic["sha256"], AESTHETIC_WEIGHTS_FILE,
+                            AESTHETIC_CONFIG_FILE, AESTHETIC_CONFIG)
     else:
         clip = models_config["clip"]
         download_clip(work, clip["model_name"], clip["pretrained"])
 
 
 def _create_tiny(kind: str, work: Path, models_config: dict) -> None:
-    from .tiny import create_tiny_base_model, create_tiny_clip, create_tiny_motion_adapter, create_tiny_sam
+    from .tiny import (
+        create_tiny_aesthetic, create_tiny_base_model, create_tiny_clip, create_tiny_dino, create_tiny_motion_adapter,
+        create_tiny_raft, create_tiny_sam,
+    )
 
     create = {"base": create_tiny_base_model, "sam": create_tiny_sam, "clip": create_tiny_clip,
-              "motion_adapter": create_tiny_motion_adapter}
+              "motion_adapter": create_tiny_motion_adapter, "dino": create_tiny_dino, "raft": create_tiny_raft,
+              "aesthetic": create_tiny_aesthetic}
     create[kind](work, models_config["seed"])
 
 
@@ -179,6 +218,14 @@ def _describe_download(models_config: dict, kinds) -> list[str]:
     if "motion_adapter" in kinds:
         lines.append(f"Motion adapter: {models_config['motion_adapter']['repo_id']} (trained by AnimateDiff's "
                      f"authors with SD-1.5; used here with the base model above, as every method)")
+    if "dino" in kinds:
+        lines.append("DINO: ViT-B/16 of facebookresearch/dino (VBench's subject consistency)")
+    if "raft" in kinds:
+        lines.append(f"RAFT: torchvision's {models_config['raft']['variant']}, the original RAFT's weights "
+                     "(VBench's dynamic degree)")
+    if "aesthetic" in kinds:
+        lines.append("Aesthetic predictor: LAION's linear head on CLIP ViT-L/14 image embeddings "
+                     "(VBench's aesthetic quality)")
     return lines
 
 

@@ -1,8 +1,9 @@
 """Tiny random-weight models of the real classes, saved in the real on-disk formats.
 
-The demo and the tests cannot download Stable Diffusion, SAM or CLIP. They use these
-instead: same classes, same folder layouts, same files, so that every later stage loads
-them through exactly the code that loads the real weights (:mod:`t2v_core.models.loading`).
+The demo and the tests cannot download Stable Diffusion, SAM, CLIP or VBench's models (DINO,
+RAFT, LAION's aesthetic head). They use these instead: same classes, same folder layouts, same
+files, so that every later stage loads them through exactly the code that loads the real
+weights (:mod:`t2v_core.models.loading`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 import torch
 
 from .layout import (
-    CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_SAFETENSORS_FILE,
-    write_marker,
+    AESTHETIC_CONFIG_FILE, AESTHETIC_SAFETENSORS_FILE, CLIP_CONFIG_FILE, CLIP_WEIGHTS_FILE,
+    DINO_CONFIG_FILE, DINO_SAFETENSORS_FILE, RAFT_CONFIG_FILE, RAFT_SAFETENSORS_FILE, SAM_CONFIG_FILE,
+    SAM_SAFETENSORS_FILE, write_marker,
 )
 from .tokenizer import write_clip_tokenizer_files
 
@@ -159,3 +161,48 @@ def create_tiny_motion_adapter(out_dir: str | Path, seed: int = 0) -> None:
     torch.manual_seed(seed + 3)
     MotionAdapter(**TINY_MOTION_ADAPTER).save_pretrained(out_dir, safe_serialization=True)
     write_marker(out_dir, {"kind": "tiny", "seed": seed})
+
+
+#: Architecture of the tiny DINO: timm's ``VisionTransformer`` kwargs (as the real ViT-B/16's,
+#: thinner and shallower) and the image size of its position embeddings.
+TINY_DINO = dict(patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=0, image_size=32)
+
+
+def _save_tiny(model, out_dir: Path, weights_file: str, config_file: str, config: dict, seed: int) -> None:
+    from safetensors.torch import save_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out_dir / weights_file)
+    (out_dir / config_file).write_text(json.dumps(config, indent=2))
+    write_marker(out_dir, {"kind": "tiny", "seed": seed})
+
+
+def create_tiny_dino(out_dir: str | Path, seed: int = 0) -> None:
+    """A tiny DINO backbone: timm's ``VisionTransformer`` (the class the real one loads into)
+    with random weights."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    config = dict(TINY_DINO)
+    image_size = config.pop("image_size")
+    torch.manual_seed(seed)
+    model = VisionTransformer(**config, img_size=image_size)
+    _save_tiny(model, Path(out_dir), DINO_SAFETENSORS_FILE, DINO_CONFIG_FILE, TINY_DINO, seed)
+
+
+def create_tiny_raft(out_dir: str | Path, seed: int = 0) -> None:
+    """torchvision's ``raft_small`` with random weights: already small (1M parameters), and its
+    correlation pyramid fixes the architecture (inputs of at least 128x128 pixels)."""
+    from torchvision.models.optical_flow import raft_small
+
+    torch.manual_seed(seed)
+    model = raft_small(weights=None)
+    _save_tiny(model, Path(out_dir), RAFT_SAFETENSORS_FILE, RAFT_CONFIG_FILE, {"variant": "raft_small"}, seed)
+
+
+def create_tiny_aesthetic(out_dir: str | Path, seed: int = 0) -> None:
+    """A random aesthetic head on the tiny CLIP's image embeddings (its ``embed_dim`` wide)."""
+    in_features = TINY_CLIP["embed_dim"]
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(in_features, 1)
+    _save_tiny(model, Path(out_dir), AESTHETIC_SAFETENSORS_FILE, AESTHETIC_CONFIG_FILE,
+               {"in_features": in_features}, seed)

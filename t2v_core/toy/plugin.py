@@ -127,7 +127,7 @@ register_metric(Metric(
     "the share of frames where the subject's colour was found", tables=(),
 ))
 register_metric(Metric(
-    "subject_consistency", "Subject consistency", "↑", "video", "toy_motion",
+    "subject_consistency", "Subject consistency (ground truth)", "↑", "video", "toy_motion",
     lambda score: score["subject_consistency"],
     "subject consistency is 100 x the mean IoU of the subject's masks in consecutive frames (a ground-truth "
     "consistency: CLIP hardly sees where the subject is)",
