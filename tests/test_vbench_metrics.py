@@ -53,7 +53,7 @@ def test_the_subject_consistency_formula_is_vbenchs_loop():
     """VBench's loop (subject_consistency.py: features normalised, cosine to the previous and to
     the first frame, clipped at 0, averaged over frames 2..F), written out as it is there."""
     features = torch.randn(9, 16, generator=torch.Generator().manual_seed(0))
-    video_sim = 0.0
+    video_sim, first_image_features, former_image_features = 0.0, None, None
     for i in range(len(features)):
         image_features = torch.nn.functional.normalize(features[i:i + 1], dim=-1, p=2)
         if i == 0:
@@ -62,7 +62,7 @@ def test_the_subject_consistency_formula_is_vbenchs_loop():
             sim_pre = max(0.0, torch.nn.functional.cosine_similarity(former_image_features, image_features).item())
             sim_fir = max(0.0, torch.nn.functional.cosine_similarity(first_image_features, image_features).item())
             video_sim += (sim_pre + sim_fir) / 2
-        former_image_features = image_features  # noqa: F841 - read at the next frame
+        former_image_features = image_features
     expected = video_sim / (len(features) - 1)
     assert vbench.subject_consistency(features.numpy()) == pytest.approx(100 * expected, rel=1e-6)
 
