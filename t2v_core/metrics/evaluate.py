@@ -11,16 +11,16 @@ import pandas as pd
 from .registry import get_evaluator, metrics, switched_on
 
 
-def computed(evaluator: str, chosen=None) -> list:
-    """The metrics of ``evaluator`` that are computed when ``evaluation.metrics`` is ``chosen``
-    (None = all): those with a ``compute``, switched on."""
+def computed(evaluator: str, chosen=()) -> list:
+    """The metrics of ``evaluator`` that are computed when ``evaluation.metrics`` is ``chosen``:
+    those with a ``compute``, switched on (see registry.switched_on)."""
     return [m for m in metrics(evaluator) if m.compute is not None and switched_on(m, chosen)]
 
 
-def score_prompt_videos(evaluator: str, features: dict, chosen=None) -> pd.DataFrame:
+def score_prompt_videos(evaluator: str, features: dict, chosen=()) -> pd.DataFrame:
     """One row per seed: the evaluator's per-video metrics, then its per-prompt ones (the same
     value on every row), from ``features`` (seed -> what the evaluator extracted); ``chosen``:
-    ``evaluation.metrics`` (None = all)."""
+    ``evaluation.metrics``."""
     seeds = sorted(features)
     table = pd.DataFrame({"seed": seeds})
     chosen = computed(evaluator, chosen)
@@ -33,7 +33,7 @@ def score_prompt_videos(evaluator: str, features: dict, chosen=None) -> pd.DataF
 
 def evaluate_prompt(evaluators: list[str], prompt: str, videos: dict[int, np.ndarray], model_dirs: dict,
                     device="cpu", batch_size: int = 32, features_out: dict | None = None,
-                    chosen=None) -> pd.DataFrame:
+                    chosen=()) -> pd.DataFrame:
     """Every per-video and per-prompt metric of ``evaluators`` on one prompt's videos (seed ->
     uint8 frames); ``features_out`` (when given) receives each evaluator's features, for the
     metrics over a motion's prompts (:func:`score_motion`)."""
@@ -48,7 +48,7 @@ def evaluate_prompt(evaluators: list[str], prompt: str, videos: dict[int, np.nda
 
 
 def score_motion(evaluators: list[str], features: dict[str, dict], tables: dict[str, pd.DataFrame],
-                 chosen=None) -> None:
+                 chosen=()) -> None:
     """Add the metrics over a motion's prompts to each prompt's table (``features``: prompt_id ->
     evaluator -> seed -> features; ``tables``: prompt_id -> its rows), one value per prompt."""
     for name in evaluators:
@@ -80,11 +80,11 @@ def read_sample(path, sample_dir) -> np.ndarray:
 
 def evaluate_videos(model_dirs: dict, samples: dict[str, tuple[str | Path, dict[str, str]]], seeds: list[int],
                     method: str, out_csv, evaluators=("clip",), batch_size=32, device="cpu",
-                    metrics_on=None) -> pd.DataFrame:
+                    metrics_on=()) -> pd.DataFrame:
     """Read the videos of one method (``samples``: motion -> (its sampling folder, prompt_id ->
     prompt); the files at ``prompts.sample_file(folder, ...)``), score them, write ``out_csv``:
     one row per video, with method, motion, prompt_id and prompt on every row. ``metrics_on``:
-    the config's ``evaluation.metrics`` (None = every metric of the evaluators)."""
+    the config's ``evaluation.metrics`` (the switched metrics it lists are computed too)."""
     from tqdm.auto import tqdm
 
     from ..atomic import atomic_path

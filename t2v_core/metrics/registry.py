@@ -151,9 +151,10 @@ def metric_switches() -> list[str]:
     return list(dict.fromkeys(m.switch for m in metrics() if m.switch))
 
 
-def switched_on(metric: Metric, chosen) -> bool:
-    """Whether ``metric`` is computed when ``evaluation.metrics`` is ``chosen`` (None = all)."""
-    return not metric.switch or chosen is None or metric.switch in chosen
+def switched_on(metric: Metric, chosen=()) -> bool:
+    """Whether ``metric`` is computed when ``evaluation.metrics`` is ``chosen``: a metric
+    without a switch always is."""
+    return not metric.switch or metric.switch in chosen
 
 
 def _any_switched_on(evaluator: str):
