@@ -21,8 +21,8 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
 from .sampling import (
-    SamplingError, check_inputs, decode_latents, encode_first_frame, encode_prompt, generators_of, lamp_adain_final,
-    lamp_adain_step, maybe_compile, shared_noise, vae_scale_factor,
+    SamplingError, check_inputs, decode_videos, encode_first_frame, generators_of, guidance_text, guided_step,
+    lamp_adain_final, lamp_adain_step, maybe_compile, shared_noise, vae_scale_factor,
 )
 from .video_unet import TemporalAdapter, VideoUNet
 
@@ -115,9 +115,7 @@ class FirstFrameVideoPipeline(DiffusionPipeline):
         generators = generators_of(generator)
         b = len(generators)
         # 2. Encode the prompt (unconditional first, for classifier-free guidance)
-        use_cfg = guidance_scale > 1.0
-        text = encode_prompt(self.text_encoder, self.tokenizer, [""] + [prompt] if use_cfg else [prompt], device)
-        text = text.repeat_interleave(b, dim=0)
+        text = guidance_text(self.text_encoder, self.tokenizer, prompt, guidance_scale, b, device)
         # 3. Timesteps
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
@@ -137,12 +135,7 @@ class FirstFrameVideoPipeline(DiffusionPipeline):
         # 6. Denoising loop
         late_start = round(adain_late_fraction * len(timesteps))
         for i, t in enumerate(self.progress_bar(timesteps)):
-            model_input = torch.cat([latents] * 2) if use_cfg else latents
-            noise_pred = model(self.scheduler.scale_model_input(model_input, t), t, text)
-            if use_cfg:
-                uncond, cond = noise_pred.chunk(2)
-                noise_pred = uncond + guidance_scale * (cond - uncond)
-            latents = self.scheduler.step(noise_pred, t, latents).prev_sample
+            latents = guided_step(model, self.scheduler, latents, t, text, guidance_scale)
             if first is not None:
                 latents[:, :, 0] = first
             if adain:
@@ -150,10 +143,6 @@ class FirstFrameVideoPipeline(DiffusionPipeline):
         # 7. Final AdaIN, decode
         if adain:
             latents = lamp_adain_final(latents)
-        if output_type == "latent":
-            frames = latents
-        else:
-            frames = np.stack([decode_latents(self.vae, latents[i:i + 1]) for i in range(b)])
-            frames = frames if isinstance(generator, (list, tuple)) else frames[0]
+        frames = latents if output_type == "latent" else decode_videos(self.vae, latents, generator)
         self.maybe_free_model_hooks()
         return FirstFrameVideoPipelineOutput(frames=frames) if return_dict else (frames,)

@@ -63,6 +63,34 @@ def maybe_compile(model: torch.nn.Module, options: dict | None):
     return torch.compile(model, **options)
 
 
+def guidance_text(text_encoder, tokenizer, prompt: str, guidance_scale: float, videos: int, device) -> torch.Tensor:
+    """The text embeddings of a batch of ``videos`` videos of one prompt: the unconditional ones
+    of every video, then the conditional ones, for classifier-free guidance (``guidance_scale``
+    > 1); the conditional ones alone without it."""
+    prompts = ["", prompt] if guidance_scale > 1.0 else [prompt]
+    return encode_prompt(text_encoder, tokenizer, prompts, device).repeat_interleave(videos, dim=0)
+
+
+def guided_step(model, scheduler, latents: torch.Tensor, t, text: torch.Tensor, guidance_scale: float):
+    """One denoising step of ``scheduler`` on (B, C, F, h, w) ``latents``: the noise predicted
+    by ``model`` for the unconditional and conditional halves of one batched call, combined by
+    classifier-free guidance when ``guidance_scale`` > 1 (``text`` from :func:`guidance_text`)."""
+    use_cfg = guidance_scale > 1.0
+    model_input = torch.cat([latents] * 2) if use_cfg else latents
+    noise_pred = model(scheduler.scale_model_input(model_input, t), t, text)
+    if use_cfg:
+        uncond, cond = noise_pred.chunk(2)
+        noise_pred = uncond + guidance_scale * (cond - uncond)
+    return scheduler.step(noise_pred, t, latents).prev_sample
+
+
+def decode_videos(vae, latents: torch.Tensor, generator) -> np.ndarray:
+    """(B, C, F, h, w) latents -> uint8 (B, F, H, W, 3), or (F, H, W, 3) when the pipeline was
+    given one generator rather than a list (one video)."""
+    frames = np.stack([decode_latents(vae, latents[i:i + 1]) for i in range(len(latents))])
+    return frames if isinstance(generator, (list, tuple)) else frames[0]
+
+
 def shared_noise(shape, alpha: float, generator, device, dtype=torch.float32) -> torch.Tensor:
     """LAMP's initial noise (B, C, F, h, w): frame f gets alpha * noise_1 + (1 - alpha) * noise_f."""
     noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)

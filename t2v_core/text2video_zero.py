@@ -29,7 +29,8 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
 from .sampling import (
-    SamplingError, batch_randn, check_inputs, decode_latents, encode_prompt, generators_of, vae_scale_factor,
+    SamplingError, batch_randn, check_inputs, decode_videos, generators_of, guidance_text, guided_step,
+    vae_scale_factor,
 )
 from .video_unet import VideoUNet
 
@@ -100,14 +101,8 @@ class Text2VideoZeroPipeline(DiffusionPipeline):
         with classifier-free guidance when ``guidance_scale`` > 1 (``text``: unconditional
         embeddings of the B videos, then conditional)."""
         model = self.video_unet
-        use_cfg = guidance_scale > 1.0
         for t in self.progress_bar(timesteps):
-            model_input = torch.cat([latents] * 2) if use_cfg else latents
-            noise_pred = model(scheduler.scale_model_input(model_input, t), t, text)
-            if use_cfg:
-                uncond, cond = noise_pred.chunk(2)
-                noise_pred = uncond + guidance_scale * (cond - uncond)
-            latents = scheduler.step(noise_pred, t, latents).prev_sample
+            latents = guided_step(model, scheduler, latents, t, text, guidance_scale)
         return latents
 
     @torch.no_grad()
@@ -124,9 +119,7 @@ class Text2VideoZeroPipeline(DiffusionPipeline):
         generators = generators_of(generator)
         b = len(generators)
         # 2. Encode the prompt (unconditional first, for classifier-free guidance)
-        use_cfg = guidance_scale > 1.0
-        text = encode_prompt(self.text_encoder, self.tokenizer, [""] + [prompt] if use_cfg else [prompt], device)
-        text = text.repeat_interleave(b, dim=0)
+        text = guidance_text(self.text_encoder, self.tokenizer, prompt, guidance_scale, b, device)
         # 3. Timesteps
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
@@ -153,10 +146,6 @@ class Text2VideoZeroPipeline(DiffusionPipeline):
         # 8. All frames from t1 to the end, with cross-frame attention
         latents = self.denoise(torch.cat([first_t1, moved], dim=2), timesteps[-t1 - 1:], text, guidance_scale, at_t1)
         # 9. Decode
-        if output_type == "latent":
-            frames = latents
-        else:
-            frames = np.stack([decode_latents(self.vae, latents[i:i + 1]) for i in range(b)])
-            frames = frames if isinstance(generator, (list, tuple)) else frames[0]
+        frames = latents if output_type == "latent" else decode_videos(self.vae, latents, generator)
         self.maybe_free_model_hooks()
         return Text2VideoZeroPipelineOutput(frames=frames) if return_dict else (frames,)
