@@ -84,11 +84,12 @@ class TemporalConvBranch(nn.Module):
     def forward(self, y: torch.Tensor, num_frames: int) -> torch.Tensor:
         bf, c, h, w = y.shape
         b = bf // num_frames
-        # The 1D conv over frames at every pixel, run as one 3D convolution with a (k, 1, 1)
-        # kernel on a (B, C, F, H, W) view: the same weights (saved adapters load unchanged)
-        # without permuting every pixel's frames into a (B*H*W, C, F) batch and back.
-        frames = F.pad(y.reshape(b, num_frames, c, h, w).transpose(1, 2), (0, 0, 0, 0, self.kernel_size - 1, 0))
-        t = F.conv3d(frames, self.conv.weight[..., None, None], self.conv.bias)
+        # The 1D conv over frames at every pixel, run as one 2D convolution with a (k, 1)
+        # kernel on a (B, C, F, H*W) view: the same weights (saved adapters load unchanged)
+        # without permuting every pixel's frames into a (B*H*W, C, F) batch and back. A 2D,
+        # not a 3D, convolution: on CPUs PyTorch has no fast 3D one (1.3-1.9x slower here).
+        frames = F.pad(y.reshape(b, num_frames, c, h * w).transpose(1, 2), (0, 0, self.kernel_size - 1, 0))
+        t = F.conv2d(frames, self.conv.weight[..., None], self.conv.bias)
         t = t.transpose(1, 2).reshape(bf, c, h, w)
         return y + torch.sigmoid(self.gate(y)) * t
 
