@@ -85,13 +85,13 @@ def test_metric_table_order_and_evaluators():
     assert [m.name for m in table_metrics(table="motions")] == [
         "alignment", "consistency", "diversity_prompts", "diversity_seeds", "diversity_frames", *vbench, *toy]
     assert [m.column for m in metrics("clip") if m.compute] == [
-        "alignment", "consistency", "prompt_diversity_prompts", "prompt_diversity_seeds", "prompt_diversity_frames",
-        "subject_consistency_clip"]
-    assert get_evaluator("clip").models == ("clip",)
+        "alignment", "consistency", "prompt_diversity_prompts", "prompt_diversity_seeds", "prompt_diversity_frames"]
+    assert [m.name for m in metrics("clip_patch_tokens")] == ["subject_consistency_clip"]
+    assert get_evaluator("clip").models == get_evaluator("clip_patch_tokens").models == ("clip",)
     paper = validate_config(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
     demo = validate_config(yaml.safe_load((REPO / "config" / "demo.yaml").read_text()))
     assert evaluators_for(paper) == ["clip", "frames", "dino", "raft", "aesthetic"]
-    assert evaluators_for(demo) == ["clip", "frames", "toy_motion"]
+    assert evaluators_for(demo) == ["clip", "clip_patch_tokens", "frames", "toy_motion"]
     assert get_evaluator("aesthetic").models == ("clip", "aesthetic")
 
 

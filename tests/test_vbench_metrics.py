@@ -148,9 +148,30 @@ def test_subject_consistency_of_a_still_video_is_100_with_any_features(tiny_mode
     scores = {seed: get_metric("subject_consistency_dino").compute(f) for seed, f in features.items()}
     assert scores[0] == pytest.approx(100.0)
     assert scores[1] < 100.0 and scores[2] < 100.0
-    clip = get_evaluator("clip").features("a prompt", videos, {"clip": tiny_model_dir / "clip"})
-    assert get_metric("subject_consistency_clip").compute(clip[0]) == pytest.approx(100.0)
-    assert get_metric("subject_consistency_clip").compute(clip[2]) < 100.0
+    tokens = get_evaluator("clip_patch_tokens").features("a prompt", videos, {"clip": tiny_model_dir / "clip"})
+    assert get_metric("subject_consistency_clip").compute(tokens[0]) == pytest.approx(100.0)
+    assert get_metric("subject_consistency_clip").compute(tokens[2]) < 100.0
+
+
+def test_clip_patch_tokens_are_the_image_towers_tokens_flattened(tiny_model_dir):
+    """By hand: open_clip's ViT asked for its tokens, one row of T x W values per frame; the
+    embedder's model is left giving pooled embeddings afterwards."""
+    from PIL import Image
+
+    from t2v_core.metrics import clip
+    from t2v_core.models.loading import load_clip
+
+    video = moving()
+    tokens = clip.load_clip_patch_tokens("a prompt", {0: video}, {"clip": tiny_model_dir / "clip"})[0]
+    model, preprocess, _ = load_clip(tiny_model_dir / "clip")
+    model.visual.output_tokens = True
+    with torch.no_grad():
+        _, expected = model.visual(torch.stack([preprocess(Image.fromarray(f)) for f in video]))
+    assert expected.shape[1] == (32 // 8) ** 2  # the tiny ViT's 8-pixel patches of its 32-pixel input
+    np.testing.assert_allclose(tokens, expected.flatten(1).double().numpy(), rtol=1e-5, atol=1e-6)
+    embedder = clip._embedder(str(tiny_model_dir / "clip"), "cpu", 32)
+    assert embedder.model.visual.output_tokens is False
+    assert embedder.frames(video).shape == (8, embedder.model.visual.output_dim)
 
 
 def test_raft_features_are_the_flows_of_consecutive_frames(tiny_model_dir):

@@ -107,6 +107,15 @@ def load_clip_features(prompt: str, videos: dict[int, np.ndarray], model_dirs: d
     return clip_features(_embedder(str(model_dirs["clip"]), str(device), batch_size), prompt, videos)
 
 
+def load_clip_patch_tokens(prompt: str, videos: dict[int, np.ndarray], model_dirs: dict, device="cpu",
+                           batch_size: int = 32) -> dict[int, np.ndarray]:
+    """Every video of one prompt (seed -> uint8 frames) as its frames' flattened patch tokens
+    (F, T * W) in the prepared CLIP model of ``model_dirs["clip"]`` (see
+    ``ClipEmbedder.frame_tokens``)."""
+    embedder = _embedder(str(model_dirs["clip"]), str(device), batch_size)
+    return {seed: embedder.frame_tokens(frames) for seed, frames in sorted(videos.items())}
+
+
 @functools.lru_cache(maxsize=1)
 def _embedder(model_dir: str, device: str, batch_size: int):
     """The CLIP model loaded once per process: an evaluate job scores every prompt of a motion."""

@@ -201,12 +201,17 @@ register_metric(Metric(
     "indices of cos(frame f of one, frame f of the other)", unit="CLIP cosine x 100", tables=("motions",),
 ))
 
+register_evaluator(Evaluator(
+    "clip_patch_tokens", clip.load_clip_patch_tokens, models=("clip",), applies=_any_switched_on("clip_patch_tokens"),
+    description="the CLIP image tower's patch tokens of the frames (subject consistency where there is no DINO)",
+))
 register_metric(Metric(
-    "subject_consistency_clip", "Subject consistency (CLIP features)", "↑", "video", "clip",
-    lambda video: vbench.subject_consistency(video.frames),
-    "subject consistency on CLIP features is VBench's subject consistency (below) with the CLIP model's image "
-    "embeddings in place of DINO's (the toy world's stand-in: it has no DINO)", unit="x 100",
-    switch="subject_consistency_clip",
+    "subject_consistency_clip", "Subject consistency (CLIP patch tokens)", "↑", "video", "clip_patch_tokens",
+    vbench.subject_consistency,
+    "subject consistency on CLIP patch tokens is VBench's subject consistency (below) on the CLIP image tower's "
+    "patch tokens of each frame, flattened, in place of DINO's features (the stand-in where there is no DINO: "
+    "unlike CLIP's pooled embedding, which hardly changes when the subject moves or jumps, the tokens keep where "
+    "it is)", unit="x 100", switch="subject_consistency_clip",
 ))
 
 # VBench's dimensions (Vchitect/VBench) that fit the study; t2v_core/metrics/vbench.py has the formulas.

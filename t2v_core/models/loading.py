@@ -144,6 +144,29 @@ class ClipEmbedder:
         return self._normalise(torch.cat(out).double().numpy())
 
     @torch.no_grad()
+    def frame_tokens(self, frames) -> np.ndarray:
+        """uint8 frames (N, H, W, 3) -> (N, T * W): the image tower's output tokens (one per
+        patch, before pooling and projection), flattened. Unlike the pooled embedding they keep
+        where things are in the frame: a subject that jumps from place to place changes them."""
+        from PIL import Image
+
+        visual = self.model.visual
+        if not hasattr(visual, "output_tokens"):
+            raise ValueError(f"the CLIP model's image tower ({type(visual).__name__}) gives no patch tokens: "
+                             "subject_consistency_clip needs a ViT image tower")
+        out, previous = [], visual.output_tokens
+        visual.output_tokens = True
+        try:
+            for start in range(0, len(frames), self.batch_size):
+                batch = torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[start:start + self.batch_size]])
+                _, tokens = visual(batch.to(self.device))
+                out.append(tokens.float().flatten(1).cpu())
+        finally:
+            # the embedder's own model; left as it was for the pooled embeddings
+            visual.output_tokens = previous
+        return torch.cat(out).double().numpy()
+
+    @torch.no_grad()
     def text(self, prompt: str) -> np.ndarray:
         tokens = self.tokenizer([prompt]).to(self.device)
         return self._normalise(self.model.encode_text(tokens).float().cpu().double().numpy()[0])
