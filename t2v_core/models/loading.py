@@ -132,15 +132,18 @@ class ClipEmbedder:
     def _normalise(x):
         return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
+    def _batches(self, frames):
+        """The frames preprocessed for the image tower, ``batch_size`` at a time, on the device."""
+        from PIL import Image
+
+        for start in range(0, len(frames), self.batch_size):
+            batch = torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[start:start + self.batch_size]])
+            yield batch.to(self.device)
+
     @torch.no_grad()
     def frames(self, frames) -> np.ndarray:
         """uint8 frames (N, H, W, 3), or a list of uint8 images of any sizes -> (N, D)."""
-        from PIL import Image
-
-        out = []
-        for start in range(0, len(frames), self.batch_size):
-            batch = torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[start:start + self.batch_size]])
-            out.append(self.model.encode_image(batch.to(self.device)).float().cpu())
+        out = [self.model.encode_image(batch).float().cpu() for batch in self._batches(frames)]
         return self._normalise(torch.cat(out).double().numpy())
 
     @torch.no_grad()
@@ -148,8 +151,6 @@ class ClipEmbedder:
         """uint8 frames (N, H, W, 3) -> (N, T * W): the image tower's output tokens (one per
         patch, before pooling and projection), flattened. Unlike the pooled embedding they keep
         where things are in the frame: a subject that jumps from place to place changes them."""
-        from PIL import Image
-
         visual = self.model.visual
         if not hasattr(visual, "output_tokens"):
             raise ValueError(f"the CLIP model's image tower ({type(visual).__name__}) gives no patch tokens: "
@@ -157,9 +158,8 @@ class ClipEmbedder:
         out, previous = [], visual.output_tokens
         visual.output_tokens = True
         try:
-            for start in range(0, len(frames), self.batch_size):
-                batch = torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[start:start + self.batch_size]])
-                _, tokens = visual(batch.to(self.device))
+            for batch in self._batches(frames):
+                _, tokens = visual(batch)
                 out.append(tokens.float().flatten(1).cpu())
         finally:
             # the embedder's own model; left as it was for the pooled embeddings
