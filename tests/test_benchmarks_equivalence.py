@@ -141,7 +141,7 @@ def test_chunked_vae_decode_equals_one_batch(base_parts):
     from t2v_core.sampling import decode_latents
 
     vae = base_parts["vae"]
-    latents = torch.randn(1, 4, 5, 16, 16, generator=torch.Generator().manual_seed(4))
+    latents = torch.randn(1, 4, 5, 8, 8, generator=torch.Generator().manual_seed(4))  # SD's factor 8: 64x64
     chunked = decode_latents(vae, latents, chunk=2)  # chunks of 2, 2 and 1 frames
     whole = decode_latents(vae, latents, chunk=5)
     assert chunked.shape == (5, 64, 64, 3) and chunked.dtype == whole.dtype

@@ -89,7 +89,7 @@ def test_bad_inputs_are_named_before_any_work(tiny_model_dir, adapter_dir):
         frames_of(pipe, first_frame=first_frame()[:, :16])
     with pytest.raises(SamplingError, match="one string"):
         pipe([PROMPT, PROMPT], **SIZE)
-    with pytest.raises(SamplingError, match="multiples of 4"):
+    with pytest.raises(SamplingError, match="multiples of 8"):
         pipe(PROMPT, num_frames=3, height=30, width=32)
 
 

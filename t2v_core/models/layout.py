@@ -18,7 +18,7 @@ CLIP_WEIGHTS_FILE = "open_clip_model.safetensors"
 DINO_CONFIG_FILE = "dino_config.json"
 DINO_WEIGHTS_FILE = "dino_checkpoint.pth"
 DINO_SAFETENSORS_FILE = "dino_model.safetensors"
-#: RAFT: torchvision's ``variant`` (raft_large or raft_small).
+#: RAFT: torchvision's ``variant`` (raft_large, raft_small, or tiny with its ``architecture``).
 RAFT_CONFIG_FILE = "raft_config.json"
 RAFT_WEIGHTS_FILE = "raft_checkpoint.pth"
 RAFT_SAFETENSORS_FILE = "raft_model.safetensors"

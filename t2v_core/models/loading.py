@@ -86,15 +86,15 @@ def load_dino(model_dir: str | Path, device="cpu"):
 
 
 def load_raft(model_dir: str | Path, device="cpu"):
-    """torchvision's RAFT (``raft_large`` or ``raft_small``, as the folder says). It takes two
+    """torchvision's RAFT (``raft_large``, ``raft_small`` or the tiny one, as the folder says). It takes two
     image batches (N, 3, H, W) in [-1, 1], H and W multiples of 8 and at least 128 (its
     correlation pyramid), and returns the list of its flow estimates (N, 2, H, W), the last
     the final one."""
-    from torchvision.models.optical_flow import raft_large, raft_small
+    from .tiny import build_raft
 
     model_dir = Path(model_dir)
-    variant = _config(model_dir, RAFT_CONFIG_FILE, "RAFT")["variant"]
-    model = {"raft_large": raft_large, "raft_small": raft_small}[variant](weights=None)
+    config = _config(model_dir, RAFT_CONFIG_FILE, "RAFT")
+    model = build_raft(config["variant"], config.get("architecture"))
     model.load_state_dict(_state_dict(model_dir, RAFT_SAFETENSORS_FILE, RAFT_WEIGHTS_FILE, "RAFT"))
     return model.to(device).eval()
 

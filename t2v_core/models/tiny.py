@@ -42,6 +42,28 @@ TINY_CLIP = {
 }
 
 
+#: Architecture of the tiny UNet: Stable Diffusion v1's classes, two thin levels. Its attention
+#: sits on the lower level (SD's is on the top three): at the paper's 320x512 frames the top
+#: level's latents are 40x64, whose self-attention over 2,560 tokens per frame made one
+#: denoising step of a 16-frame video take seconds on a CPU; the lower level has 640.
+TINY_UNET = dict(
+    sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+    block_out_channels=(16, 16),
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    cross_attention_dim=32, attention_head_dim=1, norm_num_groups=4,
+)
+#: Architecture of the tiny VAE: four blocks, so a downsampling factor of 8 as Stable
+#: Diffusion's (64x64 videos give 8x8 latents, the paper's 320x512 give 40x64), thin ones,
+#: without the mid-block attention (over 2,560 latent pixels at the paper's size it was a
+#: third of encoding the rehearsal's 1,468 frames of real footage on a CPU).
+TINY_VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(4, 4, 8, 8),
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    norm_num_groups=4, sample_size=64, mid_block_add_attention=False,
+)
+
+
 def create_tiny_base_model(out_dir: str | Path, seed: int = 0) -> None:
     """A Stable-Diffusion-v1-shaped pipeline folder with random weights (diffusers layout)."""
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
@@ -49,20 +71,9 @@ def create_tiny_base_model(out_dir: str | Path, seed: int = 0) -> None:
 
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(32, 64),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=16,
-    )
+    unet = UNet2DConditionModel(**TINY_UNET)
     torch.manual_seed(seed + 1)
-    # Three blocks: a downsampling factor of 4 (SD's is 8), so 64x64 videos give 16x16 latents.
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 32),
-        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-        norm_num_groups=8, sample_size=64,
-    )
+    vae = AutoencoderKL(**TINY_VAE)
     torch.manual_seed(seed + 2)
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=49408, hidden_size=32, intermediate_size=64, num_attention_heads=4,
@@ -149,8 +160,8 @@ def create_tiny_clip(out_dir: str | Path, seed: int = 0) -> None:
 #: Architecture of the tiny motion adapter: AnimateDiff's ``MotionAdapter`` fitted to the tiny
 #: UNet (its block widths, layers per block and norm groups).
 TINY_MOTION_ADAPTER = dict(
-    block_out_channels=(32, 64), motion_layers_per_block=1, motion_num_attention_heads=4,
-    motion_norm_num_groups=16, motion_max_seq_length=32, use_motion_mid_block=True,
+    block_out_channels=TINY_UNET["block_out_channels"], motion_layers_per_block=1, motion_num_attention_heads=1,
+    motion_norm_num_groups=TINY_UNET["norm_num_groups"], motion_max_seq_length=32, use_motion_mid_block=True,
 )
 
 
@@ -189,14 +200,48 @@ def create_tiny_dino(out_dir: str | Path, seed: int = 0) -> None:
     _save_tiny(model, Path(out_dir), DINO_SAFETENSORS_FILE, DINO_CONFIG_FILE, TINY_DINO, seed)
 
 
-def create_tiny_raft(out_dir: str | Path, seed: int = 0) -> None:
-    """torchvision's ``raft_small`` with random weights: already small (1M parameters), and its
-    correlation pyramid fixes the architecture (inputs of at least 128x128 pixels)."""
-    from torchvision.models.optical_flow import raft_small
+#: Architecture of the tiny RAFT: torchvision's ``RAFT`` class with thin encoders, a one-pixel
+#: correlation lookup radius and a small update block. The correlation pyramid keeps RAFT's four
+#: levels (and so its 128-pixel minimum side). torchvision's raft_small took ~5 s per pair of
+#: the paper's 320x512 frames on a CPU core, too slow for the rehearsal's 600 pairs.
+TINY_RAFT = dict(encoder_layers=(8, 8, 8, 8, 16), corr_levels=4, corr_radius=1, motion_corr_layers=(8,),
+                 motion_flow_layers=(8, 8), motion_out_channels=12, hidden_size=8, flow_head_hidden_size=8)
 
+
+def build_raft(variant: str, architecture: dict | None = None):
+    """torchvision's RAFT: ``raft_large`` or ``raft_small`` as torchvision builds them, or
+    ``tiny``, the same class from ``architecture`` (TINY_RAFT's keys)."""
+    from torchvision.models.optical_flow import raft_large, raft_small
+    from torchvision.models.optical_flow.raft import (
+        RAFT, CorrBlock, FeatureEncoder, FlowHead, MotionEncoder, RecurrentBlock, ResidualBlock, UpdateBlock,
+    )
+
+    if variant != "tiny":
+        return {"raft_large": raft_large, "raft_small": raft_small}[variant](weights=None)
+    a = {**TINY_RAFT, **(architecture or {})}
+    layers = tuple(a["encoder_layers"])
+    corr = CorrBlock(num_levels=a["corr_levels"], radius=a["corr_radius"])
+    motion = MotionEncoder(in_channels_corr=corr.out_channels, corr_layers=tuple(a["motion_corr_layers"]),
+                           flow_layers=tuple(a["motion_flow_layers"]), out_channels=a["motion_out_channels"])
+    # as torchvision's builders: the context encoder's output is split into the GRU's hidden
+    # state and its context input
+    recurrent = RecurrentBlock(input_size=motion.out_channels + layers[-1] - a["hidden_size"],
+                               hidden_size=a["hidden_size"], kernel_size=(3,), padding=(1,))
+    return RAFT(
+        feature_encoder=FeatureEncoder(block=ResidualBlock, layers=layers, norm_layer=torch.nn.InstanceNorm2d),
+        context_encoder=FeatureEncoder(block=ResidualBlock, layers=layers, norm_layer=None),
+        corr_block=corr,
+        update_block=UpdateBlock(motion_encoder=motion, recurrent_block=recurrent,
+                                 flow_head=FlowHead(in_channels=a["hidden_size"], hidden_size=a["flow_head_hidden_size"])),
+    )
+
+
+def create_tiny_raft(out_dir: str | Path, seed: int = 0) -> None:
+    """torchvision's RAFT class at TINY_RAFT's size, random weights."""
     torch.manual_seed(seed)
-    model = raft_small(weights=None)
-    _save_tiny(model, Path(out_dir), RAFT_SAFETENSORS_FILE, RAFT_CONFIG_FILE, {"variant": "raft_small"}, seed)
+    model = build_raft("tiny")
+    _save_tiny(model, Path(out_dir), RAFT_SAFETENSORS_FILE, RAFT_CONFIG_FILE,
+               {"variant": "tiny", "architecture": TINY_RAFT}, seed)
 
 
 def create_tiny_aesthetic(out_dir: str | Path, seed: int = 0) -> None:
