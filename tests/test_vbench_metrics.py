@@ -153,6 +153,25 @@ def test_subject_consistency_of_a_still_video_is_100_with_any_features(tiny_mode
     assert get_metric("subject_consistency_clip").compute(tokens[2]) < 100.0
 
 
+def test_dino_reads_paper_sized_frames_as_the_patches_that_fit(tiny_model_dir):
+    """320x512 frames (the paper's) resize to 224x358, not a multiple of the patch: VBench's
+    DINO (a stride-16 patch convolution) reads the 224x352 top-left crop of them, nothing padded.
+    By hand: the transform, the crop to whole 8-pixel patches of the tiny DINO, its CLS features."""
+    from t2v_core.models.loading import load_dino
+    from torchvision.transforms.functional import normalize, resize
+
+    frames = np.random.default_rng(5).integers(0, 256, (3, 320, 512, 3), dtype=np.uint8)
+    features = vbench.dino_features("a prompt", {0: frames}, {"dino": tiny_model_dir / "dino"})[0]
+    resized = resize(torch.from_numpy(frames).permute(0, 3, 1, 2), 224, antialias=False)
+    assert resized.shape[-2:] == (224, 358)
+    crop = normalize(resized[..., :224, :352].float() / 255.0, vbench.IMAGENET_MEAN, vbench.IMAGENET_STD)
+    model, _ = load_dino(tiny_model_dir / "dino")
+    with torch.no_grad():
+        expected = model(crop).double().numpy()
+    assert features.shape == (3, 32)
+    np.testing.assert_allclose(features, expected, rtol=1e-6, atol=1e-6)
+
+
 def test_clip_patch_tokens_are_the_image_towers_tokens_flattened(tiny_model_dir):
     """By hand: open_clip's ViT asked for its tokens, one row of T x W values per frame; the
     embedder's model is left giving pooled embeddings afterwards."""
