@@ -39,20 +39,32 @@ GROUND_TRUTH_DIR = "ground_truth"
 STRATEGIES = ("motion", "clip_subject")
 
 
-def motion_masks(frames: np.ndarray, threshold: float) -> np.ndarray:
-    """(F, H, W) bool: pixels differing from the clip's temporal median by > threshold."""
-    background = np.median(frames, axis=0)
-    change = np.abs(frames.astype(np.float32) - background).mean(axis=-1) / 255.0
-    return change > threshold
+def motion_masks(frames: np.ndarray, threshold: float, chunk: int = 8) -> np.ndarray:
+    """(F, H, W) bool: pixels differing from the clip's temporal median by > threshold.
+
+    The median and the differences are computed a block at a time: a float copy of a long
+    clip (real footage: hundreds of frames) would take gigabytes."""
+    rows = max(1, (1 << 22) // (len(frames) * frames[0, 0].size))  # ~4M values per median block
+    background = np.concatenate([np.median(frames[:, r:r + rows], axis=0) for r in range(0, frames.shape[1], rows)])
+    out = np.empty(frames.shape[:3], dtype=bool)
+    for start in range(0, len(frames), chunk):
+        change = np.abs(frames[start:start + chunk].astype(np.float32) - background).mean(axis=-1) / 255.0
+        out[start:start + chunk] = change > threshold
+    return out
 
 
 def clean_motion(mask: np.ndarray, keep_fraction: float = 0.2) -> np.ndarray:
-    """``mask`` without specks: opened with a kernel of ~1% of the frame, then only the
-    connected regions at least ``keep_fraction`` of the largest one's area are kept."""
+    """``mask`` without specks: opened with a square kernel of ~1% of the frame, then only the
+    connected regions at least ``keep_fraction`` of the largest one's area are kept.
+
+    The opening runs as separable minimum and maximum filters (a square is the product of two
+    lines), equal to a binary opening with the square but tens of times faster on full-size
+    frames; outside the frame counts as background, as in scipy's binary opening."""
     from scipy import ndimage
 
-    radius = max(1, round(0.01 * max(mask.shape)))
-    opened = ndimage.binary_opening(mask, structure=np.ones((2 * radius + 1,) * 2, bool))
+    size = 2 * max(1, round(0.01 * max(mask.shape))) + 1
+    eroded = ndimage.minimum_filter(mask, size=size, mode="constant", cval=False)
+    opened = ndimage.maximum_filter(eroded, size=size, mode="constant", cval=False)
     labels, count = ndimage.label(opened)
     if count == 0:
         return opened

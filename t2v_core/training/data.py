@@ -4,6 +4,7 @@ embedding of its caption."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 
 from ..masks import load_masks
 from ..sampling import encode_prompt
-from ..video_io import read_video
+from ..video_io import iter_frames
 from . import TrainingError
 
 
@@ -26,45 +27,50 @@ def resize_frames(frames: np.ndarray, height: int, width: int) -> torch.Tensor:
     return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
 
 
+#: Frames read, resized and VAE-encoded at a time: a long clip (real footage runs to hundreds
+#: of frames) is never held in memory whole at its own size or in float.
+CHUNK_FRAMES = 8
+
+
 @torch.no_grad()
-def encode_clips(vae, clips: list[torch.Tensor], device, batch_size=8) -> list[torch.Tensor]:
+def encode_frames(vae, chunks, device) -> torch.Tensor:
+    """VAE posterior of frames given as chunks (n, 3, H, W) in [-1, 1]: (2, C, F, h, w) =
+    (mean, std), scaled, on the CPU."""
+    means, stds = [], []
+    scale = vae.config.scaling_factor
+    for frames in chunks:
+        posterior = vae.encode(frames.to(device, vae.dtype)).latent_dist
+        means.append((posterior.mean * scale).float().cpu())
+        stds.append((posterior.std * scale).float().cpu())
+    return torch.stack([torch.cat(means), torch.cat(stds)]).permute(0, 2, 1, 3, 4)
+
+
+def encode_clips(vae, clips: list[torch.Tensor], device, batch_size=CHUNK_FRAMES) -> list[torch.Tensor]:
     """VAE posterior of every frame, once: (2, C, F, h, w) per clip = (mean, std), scaled.
 
     LAMP's reference re-encodes each training clip at every step and takes a sample of the
     posterior; drawing ``mean + std * noise`` from this cache each step is the same thing.
     """
-    out = []
-    scale = vae.config.scaling_factor
-    for frames in clips:
-        means, stds = [], []
-        for i in range(0, len(frames), batch_size):
-            posterior = vae.encode(frames[i:i + batch_size].to(device, vae.dtype)).latent_dist
-            means.append(posterior.mean * scale)
-            stds.append(posterior.std * scale)
-        out.append(torch.stack([torch.cat(means), torch.cat(stds)]).permute(0, 2, 1, 3, 4).float().cpu())
-    return out
+    return [encode_frames(vae, frames.split(batch_size), device) for frames in clips]
 
 
-def load_training_clips(clip_paths, num_frames, height, width, mask_paths=None):
-    """Frames (F_clip, 3, H, W) per clip, and masks (F_clip, 1, H, W) per clip if given.
+def resized_chunks(path, height: int, width: int, chunk: int = CHUNK_FRAMES):
+    """A clip's frames, decoded in order, as float chunks (n, 3, height, width) in [-1, 1]."""
+    frames = iter_frames(path)
+    while block := list(itertools.islice(frames, chunk)):
+        yield resize_frames(np.stack(block), height, width)
 
-    Every clip shorter than ``num_frames`` is named in one error.
-    """
-    clips, masks, short = [], [], []
-    for index, path in enumerate(clip_paths):
-        frames = read_video(path)
-        if len(frames) < num_frames:
-            short.append(f"{path} ({len(frames)} frames)")
-            continue
-        clips.append(resize_frames(frames, height, width))
-        if mask_paths is not None:
-            m = torch.from_numpy(load_masks(mask_paths[index]).astype(np.float32))[:, None]
-            masks.append(F.interpolate(m, size=(height, width), mode="area"))
-    if short:
-        raise TrainingError(
-            f"clips shorter than the {num_frames} frames needed for training: " + ", ".join(short)
-        )
-    return clips, (masks if mask_paths is not None else None)
+
+def mask_grid(masks: np.ndarray, height: int, width: int, factor: int, chunk: int = 64) -> torch.Tensor:
+    """(F, H, W) bool masks of a clip as (1, F, height / factor, width / factor): resized to the
+    video's size by area, then pooled to the latent grid (the foreground fraction of each latent
+    pixel), ``chunk`` frames at a time (a float copy of a long clip's masks at their own size
+    would take gigabytes)."""
+    pooled = []
+    for start in range(0, len(masks), chunk):
+        m = torch.from_numpy(masks[start:start + chunk].astype(np.float32))[:, None]
+        pooled.append(F.avg_pool2d(F.interpolate(m, size=(height, width), mode="area"), factor))
+    return torch.cat(pooled).permute(1, 0, 2, 3)
 
 
 @dataclass
@@ -85,16 +91,28 @@ class TrainingSet:
 
 def prepare_training_set(base_components: dict, clip_paths, prompt: str | list[str], video: dict,
                          mask_paths=None, device="cpu") -> TrainingSet:
-    """Load, resize and encode a motion's clips (and pool their masks to the latent grid).
+    """Read, resize and encode a motion's clips, a few frames at a time (and pool their masks to
+    the latent grid). Every clip shorter than ``video["num_frames"]`` is named in one error.
 
     ``prompt`` is the caption of every clip, or a list with one caption per clip.
     """
-    clips, masks = load_training_clips(clip_paths, video["num_frames"], video["height"], video["width"],
-                                       mask_paths)
-    latents = encode_clips(base_components["vae"], clips, device)
-    factor = clips[0].shape[-1] // latents[0].shape[-1]
-    if masks is not None:
-        masks = [F.avg_pool2d(m, factor).permute(1, 0, 2, 3) for m in masks]  # (1, F, h, w)
+    height, width, needed = video["height"], video["width"], video["num_frames"]
+    vae = base_components["vae"]
+    latents, masks, short = [], [] if mask_paths is not None else None, []
+    for index, path in enumerate(clip_paths):
+        encoded = encode_frames(vae, resized_chunks(path, height, width), device)
+        if encoded.shape[2] < needed:
+            short.append(f"{path} ({encoded.shape[2]} frames)")
+            continue
+        latents.append(encoded)
+        if mask_paths is not None:
+            clip_masks = load_masks(mask_paths[index])
+            if len(clip_masks) != encoded.shape[2]:
+                raise TrainingError(f"{mask_paths[index]}: masks of {len(clip_masks)} frames for the "
+                                    f"{encoded.shape[2]} frames of {path}")
+            masks.append(mask_grid(clip_masks, height, width, width // encoded.shape[-1]))
+    if short:
+        raise TrainingError(f"clips shorter than the {needed} frames needed for training: " + ", ".join(short))
     # One caption for all clips (LAMP), or one per clip (a captions.csv beside the clips).
     prompts = [prompt] * len(clip_paths) if isinstance(prompt, str) else list(prompt)
     if len(prompts) != len(clip_paths):
