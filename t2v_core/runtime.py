@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -15,13 +16,17 @@ def _exit_on_sigterm(signum, frame):
 
 
 def setup_job_logging(log_path: str | Path | None) -> None:
-    """Send logging, warnings and stderr (progress bars) of a job to its Snakemake log file;
-    clean up on SIGTERM."""
+    """Send logging, warnings and stderr (progress bars, and what C libraries write to file
+    descriptor 2) of a job to its Snakemake log file; clean up on SIGTERM."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     handlers = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         stream = open(log_path, "a", buffering=1, encoding="utf-8")
+        sys.stderr.flush()
+        # the file descriptor too: what C libraries print (ffmpeg's decoder warnings inside
+        # decord) lands in the job's log, not in the console of the whole run
+        os.dup2(stream.fileno(), 2)
         sys.stderr = stream
         handlers = [logging.StreamHandler(stream)]
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,

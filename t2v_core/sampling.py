@@ -190,7 +190,7 @@ def load_first_frame(path, height: int, width: int) -> np.ndarray:
         raise SamplingError(str(error)) from error
     if image.size != (width, height):
         image = image.resize((width, height), Image.BICUBIC)
-    return np.asarray(image)
+    return np.array(image)  # writable: torch.from_numpy warns on a read-only array
 
 
 def match_histograms_to_first_frame(frames: np.ndarray) -> np.ndarray:

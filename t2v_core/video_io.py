@@ -75,7 +75,13 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int) -> None:
 
 
 def write_gif(path: str | Path, frames: np.ndarray, fps: int) -> None:
-    images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
+    """uint8 frames (F, H, W, 3) as a looping GIF, each frame with its own 256-colour palette.
+
+    The palettes come from PIL's fast octree quantizer: its default (median cut) took 0.2-0.5 s
+    per 320x512 frame, up to 8 s per video, more than sampling the video on a GPU; the octree
+    one takes ~10 ms and its frames are within a level of the median cut's on average."""
+    images = [Image.fromarray(np.asarray(f, dtype=np.uint8)).quantize(256, method=Image.Quantize.FASTOCTREE)
+              for f in frames]
     with atomic_path(path) as tmp:
         images[0].save(
             tmp, format="GIF", save_all=True, append_images=images[1:],

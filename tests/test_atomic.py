@@ -93,3 +93,19 @@ def test_models_of_another_experiment_with_other_settings_are_a_conflict(tmp_pat
     conflicts = models_dir_conflicts(tmp_path, "demo", {"sam": {"source": "toy"}, "base": {"source": "toy"}})
     assert conflicts == [f"{tmp_path / 'sam'} was prepared by experiment 'tiny' from {{'seed': 0, 'source': "
                          f"'tiny'}}, this experiment 'demo' needs {{'source': 'toy'}}"]
+
+
+def test_what_c_libraries_print_goes_to_the_jobs_log(tmp_path):
+    """ffmpeg's decoder warnings (inside decord) are written to file descriptor 2, not through
+    sys.stderr: they belong in the job's log, not in the console of the whole run."""
+    script = textwrap.dedent(f"""
+        import os, sys
+        from t2v_core.runtime import setup_job_logging
+
+        setup_job_logging({str(tmp_path / "job.log")!r})
+        os.write(2, b"[h264 @ 0x0] decode_slice_header error\\n")
+        print("from python", file=sys.stderr)
+    """)
+    job = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert job.returncode == 0 and job.stderr == ""
+    assert (tmp_path / "job.log").read_text() == "[h264 @ 0x0] decode_slice_header error\nfrom python\n"

@@ -149,3 +149,21 @@ def test_grid_targets_one_grid_per_prompt_and_sheets_of_listed_prompts_else_the_
     # none of the listed prompts exists: the first prompt of the first motion
     assert grid_targets(prompts, 7, ["a red horse"], *patterns) == [*grids, "s/m1/p1.png"]
     assert grid_targets(prompts, 7, ["B"], *patterns)[-1] == "s/m1/p1.png"  # exact text only
+
+
+def test_gif_frames_are_the_fast_octree_quantization(tmp_path):
+    """Each GIF frame is PIL's fast octree quantization of the frame (median cut, PIL's default,
+    took up to 8 s per 320x512 video), close to the frame."""
+    from t2v_core.video_io import write_gif
+
+    rng = np.random.default_rng(0)
+    gradient = np.linspace(0, 255, 64)[None, :, None] * np.ones((48, 1, 3))
+    frames = np.clip(gradient[None] + rng.normal(0, 8, (3, 48, 64, 3)), 0, 255).astype(np.uint8)
+    write_gif(tmp_path / "v.gif", frames, fps=4)
+    gif = Image.open(tmp_path / "v.gif")
+    for k, frame in enumerate(frames):
+        gif.seek(k)
+        got = np.asarray(gif.convert("RGB"))
+        expected = np.asarray(Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE).convert("RGB"))
+        np.testing.assert_array_equal(got, expected)
+        assert np.abs(got.astype(int) - frame).mean() < 4
