@@ -165,3 +165,29 @@ def test_report_names_the_models_in_use():
     assert "DINO: ViT-B/16" in lines and "RAFT: torchvision's raft_large" in lines and "Aesthetic predictor" in lines
     without = "\n".join(describe(models_config, ["base", "clip"]))
     assert not any(word in without for word in ("DINO", "RAFT", "Aesthetic"))
+
+
+def test_what_each_download_is_pinned_to_is_stated():
+    """The report's model notes: every model the paper config downloads, with the commit or
+    sha256 it is pinned to, or NOT PINNED said plainly."""
+    paper = load_config(REPO / "config" / "config.yaml")
+    lines = get_model_source("download").describe(paper["models"], list(prepare.MODEL_KINDS))
+    pins = {line.split(":")[0].removeprefix("Download of "): line for line in lines if line.startswith("Download")}
+    assert set(pins) == set(prepare.MODEL_KINDS)
+    assert "revision 133a221b8aa7292a167afc5127cb63fb5005638b (a commit" in pins["base"]
+    assert "revision 6167b88ffe39b4441fdf2113e77b99a6f56b7906 (a commit" in pins["motion_adapter"]
+    assert pins["sam"].endswith(f"sha256 {paper['models']['sam']['sha256']}")
+    assert pins["aesthetic"].endswith(f"sha256 {paper['models']['aesthetic']['sha256']}")
+    assert "NOT PINNED: no sha256" in pins["dino"]
+    assert "pinned only to the sha256 prefix 22a6c225 (32 of 256 bits)" in pins["raft"]
+    assert "NOT PINNED" in pins["clip"]
+    branch = {**paper["models"], "base": {"repo_id": "CompVis/stable-diffusion-v1-4", "revision": "main"}}
+    assert "NOT PINNED: a branch or tag" in prepare.download_pin("base", branch)
+
+
+def test_prepare_models_logs_the_pin_of_a_download(http_server, tmp_path, caplog):
+    url, digest = serve(http_server, "aesthetic", served_model("aesthetic"))
+    with caplog.at_level("INFO", logger="t2v_core.models.prepare"):
+        prepare_model("aesthetic", tmp_path / "aesthetic",
+                      {"source": "download", "aesthetic": {"url": url, "sha256": digest}})
+    assert f"aesthetic: {url}, sha256 {digest}" in caplog.text

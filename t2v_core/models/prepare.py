@@ -6,6 +6,7 @@ copies the models it trained)."""
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from .layout import (
     DINO_WEIGHTS_FILE, RAFT_CONFIG_FILE, RAFT_WEIGHTS_FILE, SAM_CONFIG_FILE, SAM_WEIGHTS_FILE, write_marker,
 )
 
+log = logging.getLogger(__name__)
 #: Written into each prepared folder: the experiment that prepared it, and from which settings.
 PREPARED_FOR_FILE = "prepared_for.json"
 #: The models a run can prepare; a method or an evaluator names those it loads.
@@ -153,6 +155,8 @@ def prepare_model(kind: str, out_dir: str | Path, models_config: dict, experimen
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
     source = get_model_source(models_config["source"])
+    if models_config["source"] == "download":
+        log.info("%s: %s", kind, download_pin(kind, models_config))
     with atomic_dir(out_dir) as work:
         source.prepare(kind, work, models_config)
         (work / PREPARED_FOR_FILE).write_text(json.dumps({"experiment": experiment, "settings": models_config},
@@ -229,12 +233,48 @@ def _describe_download(models_config: dict, kinds) -> list[str]:
     return lines
 
 
+def _is_commit(revision: str) -> bool:
+    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
+
+
+def download_pin(kind: str, models_config: dict) -> str:
+    """What the download of ``kind`` is pinned to, in words: the commit of a Hugging Face
+    repository, or the sha256 a file is checked against; or, said plainly, that it is not."""
+    settings = models_config[kind]
+    if kind in ("base", "motion_adapter"):
+        where = f"{settings['repo_id']} at revision {settings['revision']}"
+        if _is_commit(settings["revision"]):
+            return f"{where} (a commit: its files are fixed)"
+        return f"{where}, NOT PINNED: a branch or tag, whose files can change (give a commit to pin it)"
+    if kind == "clip":
+        import open_clip
+
+        source = open_clip.get_pretrained_cfg(settings["model_name"], settings["pretrained"])
+        if source.get("hf_hub"):
+            where = f"the Hugging Face repository {source['hf_hub'].rstrip('/')}"
+        else:
+            where = source.get("url") or "open_clip's source"
+        return (f"open_clip's {settings['model_name']} / {settings['pretrained']} weights from {where}, "
+                f"NOT PINNED here: open_clip {open_clip.__version__} chooses the file and its revision")
+    digest = settings["sha256"]
+    if not digest:
+        return f"{settings['url']}, NOT PINNED: no sha256 (prepared.json records the one downloaded)"
+    if len(digest) < 64:
+        return f"{settings['url']}, pinned only to the sha256 prefix {digest} ({4 * len(digest)} of 256 bits)"
+    return f"{settings['url']}, sha256 {digest}"
+
+
+def _describe_pins(models_config: dict, kinds) -> list[str]:
+    return [f"Download of {kind}: {download_pin(kind, models_config)}" for kind in kinds if kind in MODEL_KINDS]
+
+
 #: The poster's base model (the design card: Stable Diffusion v1.4).
 POSTER_BASE_MODEL = "CompVis/stable-diffusion-v1-4"
 
 register_model_source(ModelSource(
     "download", _download, settings=lambda kind, models_config: {"source": "download", kind: models_config[kind]},
-    describe=_describe_download,
+    describe=lambda models_config, kinds: _describe_download(models_config, kinds) + _describe_pins(models_config,
+                                                                                                   kinds),
     is_posters=lambda models_config: models_config["base"]["repo_id"] == POSTER_BASE_MODEL,
 ))
 register_model_source(ModelSource(
