@@ -3,6 +3,9 @@ rule download_lamp_fewshot:
         directory(f"{DATA}/lamp_fewshot"),
     log:
         f"{LOGS}/download_lamp_fewshot.log",
+    # The data checks run before anything else: a clip or first frame that cannot be used
+    # stops the run before hours of fine-tuning, not after.
+    priority: 50
     retries: 2
     localrule: True
     conda:
@@ -18,6 +21,9 @@ rule download_motion_source:
         directory(f"{DATA}/downloads/{{motion}}"),
     log:
         f"{LOGS}/download_motion_source/{{motion}}.log",
+    # The data checks run before anything else: a clip or first frame that cannot be used
+    # stops the run before hours of fine-tuning, not after.
+    priority: 50
     retries: 2
     localrule: True
     conda:
@@ -35,6 +41,9 @@ rule prepare_clips:
         directory(f"{DATA}/train/{{motion}}"),
     log:
         f"{LOGS}/prepare_clips/{{motion}}.log",
+    # The data checks run before anything else: a clip or first frame that cannot be used
+    # stops the run before hours of fine-tuning, not after.
+    priority: 50
     localrule: True
     conda:
         "../environment.yml"
@@ -54,6 +63,9 @@ rule prepare_first_frame:
         f"{DATA}/first_frames/{{motion}}/{{prompt_id}}.png",
     log:
         f"{LOGS}/prepare_first_frame/{{motion}}/{{prompt_id}}.log",
+    # The data checks run before anything else: a clip or first frame that cannot be used
+    # stops the run before hours of fine-tuning, not after.
+    priority: 50
     retries: 2
     localrule: True
     conda:
