@@ -27,5 +27,6 @@ include: "rules/disk_usage.smk"
 rule all:
     default_target: True
     input:
+        get_kept_products(),
         get_final_outputs(),
         get_grid_outputs(),

@@ -289,8 +289,40 @@ def disk_stages():
     }
 
 
+def get_kept_products():
+    """Everything a run makes that a user keeps, for rule all: a product that goes missing
+    (deleted, or removed by a forced re-run that was killed) is made again, and then only what
+    depends on it. The final outputs (tables, plots, grids) are asked for besides."""
+    products = [f"{MODELS}/{kind}" for kind in used_model_kinds()]
+    if TRAININGS:
+        products += [f"{DATA}/train/{motion}" for motion in MOTIONS]
+    if any(get_method(method).needs_first_frame_image for method in METHODS):
+        products += [
+            f"{DATA}/first_frames/{p['motion']}/{p['prompt_id']}.png" for p in PROMPTS
+        ]
+    if any(training.needs_masks for training in TRAININGS.values()):
+        products += [f"{RESULTS}/masks/{motion}" for motion in MOTIONS]
+    for trained in TRAININGS:
+        run = f"{RESULTS}/finetune/{trained}/{{motion}}"
+        products += expand(
+            [f"{run}/adapter", f"{run}/loss.csv", f"{run}/loss.png"], motion=MOTIONS
+        )
+    products += expand(SAMPLES, method=METHODS, motion=MOTIONS)
+    products += get_metric_tables()
+    return products + [
+        f"{RESULTS}/metrics/{name}.csv" for name in ("videos", "prompts", "motions")
+    ]
+
+
 def get_final_outputs():
-    tables = ["table.csv", "table.md", "table.tex", "motions.md", "disk_usage.csv"]
+    tables = [
+        "table.csv",
+        "table.md",
+        "table.tex",
+        "motions.md",
+        "disk_usage.csv",
+        "disk_usage.md",
+    ]
     plots = ["metrics", "motion_heatmap", "alignment_vs_diversity"]
     return [f"{RESULTS}/{name}" for name in tables] + [
         f"{RESULTS}/plots/{name}.{kind}" for name in plots for kind in ("png", "svg")

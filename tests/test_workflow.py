@@ -235,6 +235,59 @@ def test_changing_mask_settings_reruns_ours_but_not_lamp_or_baselines(demo_run):
                             "aggregate", "disk_usage", "all"}
 
 
+TRAINED_METHODS = {"lamp": ["lamp"], "ours": ["ours_noise", "ours_latents"], "motionlora": ["animatediff_motionlora"]}
+
+
+def _sampled(methods, motion):
+    """The sampling and evaluation jobs of ``methods`` on ``motion``."""
+    return {_expected("sample", method=m, motion=motion) for m in methods} | \
+        {_expected("evaluate", method=m) for m in methods}
+
+
+@pytest.mark.slow
+def test_a_missing_product_of_any_kind_is_rebuilt_with_what_depends_on_it(demo_run):
+    """rule all asks for every product a user keeps: one deleted (say by a forced re-run that
+    was killed after Snakemake removed the old one) is made again by `all` alone, and then only
+    what depends on it."""
+    results = demo_run / "results/tiny"
+    right, up = (sorted(p.name for p in (results / "samples/lamp" / m).iterdir() if p.is_dir())
+                 for m in ("shape_right", "shape_up"))
+    last, table = {("disk_usage", ""), ("all", "")}, {("aggregate", "")}
+    sheet = {_expected("contact_sheet", motion="shape_right", prompt_id=right[0])}
+    cases = {
+        "models/raft": table | {("prepare_models", "model=raft")} | {_expected("evaluate", method=m) for m in DEFAULT_METHODS},
+        "data/train/shape_up": table | {_expected("prepare_clips", motion="shape_up"),
+                                _expected("extract_masks", motion="shape_up")}
+        | {_expected("finetune", trained=t, motion="shape_up") for t in TRAINED_METHODS}
+        | _sampled([m for ms in TRAINED_METHODS.values() for m in ms], "shape_up") | _grids(demo_run, ["shape_up"]),
+        f"data/first_frames/shape_up/{up[0]}.png": table | {_expected("prepare_first_frame", motion="shape_up",
+                                                              prompt_id=up[0])}
+        | _sampled(["lamp", "ours_latents"], "shape_up") | _grids(demo_run, ["shape_up"]),
+        "masks/shape_right": table | {_expected("extract_masks", motion="shape_right"),
+                              _expected("finetune", trained="ours", motion="shape_right")}
+        | _sampled(TRAINED_METHODS["ours"], "shape_right") | _grids(demo_run, ["shape_right"]) | sheet,
+        "finetune/motionlora/shape_up/loss.png": table | {_expected("finetune", trained="motionlora", motion="shape_up")}
+        | _sampled(TRAINED_METHODS["motionlora"], "shape_up") | _grids(demo_run, ["shape_up"]),
+        "samples/per_frame_t2i/shape_right": table | _sampled(["per_frame_t2i"], "shape_right")
+        | _grids(demo_run, ["shape_right"]) | sheet,
+        "metrics/text2video_zero.csv": table | {_expected("evaluate", method="text2video_zero")},
+        "metrics/prompts.csv": table,
+        "plots/motion_heatmap.svg": table,
+        f"grids/shape_up/{up[1]}_seed0.mp4": {_expected("grid", motion="shape_up", prompt_id=up[1], seed=0)},
+        f"grids/contact_sheets/shape_right/{right[0]}.png": sheet,
+        "disk_usage.md": set(),
+    }
+    for product, expected in cases.items():
+        path, aside = results / product, demo_run / "aside"
+        path.rename(aside)
+        try:
+            jobs = scheduled_jobs(run_snakemake(demo_run, "all", "-n", "--cores", "2", *DEMO))
+        finally:
+            aside.rename(path)
+        assert jobs == expected | last, (product, jobs ^ expected)
+    assert "Nothing to be done" in run_snakemake(demo_run, "all", "-n", "--cores", "2", *DEMO)
+
+
 def _run_until(workdir, args, ready, timeout=300):
     """Start snakemake, wait until ``ready()``, then kill it and its jobs (SIGKILL, no cleanup)."""
     process = subprocess.Popen([*SNAKEMAKE, *args], cwd=workdir, stdout=subprocess.DEVNULL,
