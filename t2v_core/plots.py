@@ -27,10 +27,14 @@ def save_figure(fig, paths) -> None:
     """``fig`` to every path (format from the suffix), then closed. SVG text stays text (not
     glyph outlines), so labels and numbers can be edited and searched."""
     plt = _pyplot()
-    with plt.rc_context({"svg.fonttype": "none"}):
+    # a fixed salt for the ids of the SVG's elements (random otherwise): same numbers, same file
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "t2v"}):
         for path in paths:
             with atomic_path(path) as tmp:
-                fig.savefig(tmp, dpi=120, format=Path(path).suffix[1:], bbox_inches="tight")
+                kind = Path(path).suffix[1:]
+                # no date in an SVG: the same numbers give the same file
+                metadata = {"Date": None} if kind == "svg" else None
+                fig.savefig(tmp, dpi=120, format=kind, bbox_inches="tight", metadata=metadata)
     plt.close(fig)
 
 

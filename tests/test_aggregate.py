@@ -166,6 +166,26 @@ def test_figures_zoom_to_what_was_measured_and_leave_out_the_poster_for_other_mo
     assert _drawn_points(tradeoff, PathCollection) == [] and "poster" not in tradeoff.get_title()
 
 
+def test_the_same_numbers_drawn_a_day_later_are_the_same_figure_files(tmp_path, monkeypatch):
+    """A re-run after a kill must give the products of an uninterrupted one: an SVG carries its
+    date and, unless salted, random ids for its elements."""
+    import time
+
+    from t2v_core.plots import save_figure
+
+    table = comparison_table(videos_table({"lamp": [10.0, 20.0, 40.0], "per_frame_t2i": [7.0]}),
+                             ["lamp", "per_frame_t2i"], 200, 0)
+    first = [tmp_path / "first.svg", tmp_path / "first.png"]
+    save_figure(plot_metrics(table, []), first)
+    later_time = time.time() + 86400
+    monkeypatch.setattr(time, "time", lambda: later_time)
+    later = [tmp_path / "later.svg", tmp_path / "later.png"]
+    save_figure(plot_metrics(table, []), later)
+    for a, b in zip(first, later):
+        assert a.read_bytes() == b.read_bytes(), a.suffix
+    assert "<dc:date>" not in first[0].read_text()
+
+
 def test_aggregate_writes_tables_and_figures(tmp_path):
     methods = ["lamp", "per_frame_t2i"]
     csvs = []
