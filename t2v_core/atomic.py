@@ -9,11 +9,47 @@ can read it.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fnmatch
 import glob
 import os
+import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
+
+#: Fault injection for the tests' fault matrix (tests/test_faults.py), unset in every real run:
+#: a write whose final path (made absolute) matches this glob stops just before its rename, writes that path to
+#: the file that STALL_MARKER_ENV names, and waits to be killed: a job caught in its middle.
+STALL_ENV = "T2V_CORE_STALL_AT"
+STALL_MARKER_ENV = "T2V_CORE_STALL_MARKER"
+
+
+def _stall_if_asked(path: Path) -> None:
+    pattern = os.environ.get(STALL_ENV)
+    if pattern and fnmatch.fnmatch(os.path.abspath(path), pattern):
+        Path(os.environ[STALL_MARKER_ENV]).write_text(os.path.abspath(path))
+        while True:
+            time.sleep(1)
+
+
+#: How libraries that write through their own code (safetensors' Rust, ffmpeg) report a
+#: failed write in a message rather than as an OSError.
+_IO_FAILURE = re.compile(r"\(os error \d+\)|No space left on device|File too large|Disk quota exceeded")
+
+
+def _naming(error: BaseException, path: Path) -> BaseException:
+    """A failed write (a full disk, a file-size limit) as an OSError that names the product it
+    was writing, not only the temporary file beside it; other errors as they are."""
+    io_failure = isinstance(error, OSError) and not isinstance(error, FileNotFoundError)
+    if not (io_failure or (isinstance(error, Exception) and _IO_FAILURE.search(str(error)))):
+        return error
+    if str(path) in str(error):
+        return error
+    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return OSError(getattr(error, "errno", None) or errno.EIO,
+                   f"{path}: not written, the previous version (if any) is kept ({reason})")
 
 
 def _umask() -> int:
@@ -55,11 +91,15 @@ def atomic_path(path: str | Path):
     try:
         yield Path(tmp)
         share_as_umask_allows(tmp)
+        _stall_if_asked(path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
-        raise
+        named = _naming(error, path)
+        if named is error:
+            raise
+        raise named from error
 
 
 def replace_dir(work: str | Path, out_dir: str | Path) -> None:
@@ -79,10 +119,20 @@ def atomic_dir(out_dir: str | Path):
     folder that looks complete."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # a SIGKILL gives no chance to clean up: an earlier attempt's leftovers go now
+    for stale in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.????????"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         yield work
+        _stall_if_asked(out_dir)
         replace_dir(work, out_dir)
+    except BaseException as error:
+        named = _naming(error, out_dir)
+        if named is error:
+            raise
+        raise named from error
     finally:
         if work.exists():
             shutil.rmtree(work)

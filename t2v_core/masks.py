@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .atomic import atomic_dir
 from .video_io import atomic_path, read_video, write_png
 
 log = logging.getLogger(__name__)
@@ -230,7 +231,11 @@ def extract_motion_masks(sam_dir, clip_paths, out_dir, masks_config: dict, subje
                          clip_dir=None, device="cpu") -> pd.DataFrame:
     """Masks, a contact sheet per clip, and ``foreground.csv`` for the clips of one motion."""
     segmenter = SubjectSegmenter(sam_dir, masks_config, subject, clip_dir, device)
-    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as work:  # the folder gets its name when every clip is done
+        return _extract_into(segmenter, clip_paths, work)
+
+
+def _extract_into(segmenter, clip_paths, out_dir: Path) -> pd.DataFrame:
     rows = []
     for path in tqdm(clip_paths, desc="masks"):
         frames = read_video(path)

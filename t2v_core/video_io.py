@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,14 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int) -> None:
                 writer.append_data(frame)
         finally:
             writer.close()
+        # ffmpeg that cannot write (a full disk) ends a truncated file without imageio raising:
+        # read it back before it takes the product's name
+        try:
+            written = video_length(tmp)
+        except Exception as error:  # decord's DECORDError: no index (moov atom) at all
+            raise OSError(errno.EIO, f"ffmpeg wrote an unreadable video ({str(error).splitlines()[0]})") from error
+        if written != len(frames):
+            raise OSError(errno.EIO, f"ffmpeg wrote {written} of {len(frames)} frames")
 
 
 def write_gif(path: str | Path, frames: np.ndarray, fps: int) -> None:

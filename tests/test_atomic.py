@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 
+import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -109,3 +110,40 @@ def test_what_c_libraries_print_goes_to_the_jobs_log(tmp_path):
     job = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert job.returncode == 0 and job.stderr == ""
     assert (tmp_path / "job.log").read_text() == "[h264 @ 0x0] decode_slice_header error\nfrom python\n"
+
+
+#: Each kind of product writer, as a job calls it: (what it writes, the statement).
+WRITERS = {
+    "table": ("table.csv", "import pandas as pd\nfrom t2v_core.atomic import atomic_path\n"
+                           "with atomic_path(OUT) as tmp:\n    pd.DataFrame({'x': range(100000)}).to_csv(tmp)"),
+    "masks": ("clip.npz", "import numpy as np\nfrom t2v_core.masks import save_masks\n"
+                          "save_masks(OUT, np.random.default_rng(0).random((40, 64, 640)) > 0.5)"),
+    "video": ("seed0.mp4", "import numpy as np\nfrom t2v_core.video_io import write_mp4\n"
+                           "write_mp4(OUT, np.random.default_rng(0).integers(0, 256, (16, 256, 256, 3), dtype=np.uint8), 4)"),
+    "adapter": ("adapter", "import torch\nfrom t2v_core.training.loop import save_trained\n"
+                           "from safetensors.torch import save_file\n"
+                           "save_trained(lambda d: save_file({'w': torch.randn(200000)}, f'{d}/w.safetensors'), OUT, {})"),
+}
+
+
+@pytest.mark.parametrize("kind", list(WRITERS))
+def test_a_write_that_fails_keeps_the_previous_product_and_names_it(tmp_path, kind):
+    """A full disk, simulated by a file-size limit (RLIMIT_FSIZE: the kernel refuses the write
+    past 64 kB): nothing half-written under the product's name, the previous product in place,
+    and an error that names it."""
+    name, statement = WRITERS[kind]
+    out = tmp_path / "results" / name
+    script = f"OUT = {str(out)!r}\n{statement}\n"
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    before = {p: p.read_bytes() for p in sorted(out.parent.rglob("*")) if p.is_file()}
+    limited = textwrap.dedent("""
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails (EFBIG) instead of a signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+    """)
+    failed = subprocess.run([sys.executable, "-c", limited + script], capture_output=True, text=True)
+    assert failed.returncode != 0
+    assert f"{out}: not written, the previous version (if any) is kept" in failed.stderr, failed.stderr[-2000:]
+    after = {p: p.read_bytes() for p in sorted(out.parent.rglob("*")) if p.is_file()}
+    assert after == before  # the previous product, and nothing beside it
