@@ -35,8 +35,10 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq slurm-wlm munge; \
 	fi
 
+# Test modules (and the fault matrix's two halves) run side by side, one per core: most of the
+# suite is end-to-end runs whose jobs start up on one core.
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -v -rs --durations=15 --timeout=1500 tests
+	$(BIN)/python -m pytest -v -rs --durations=15 --timeout=1500 -n $(CORES) --dist loadscope tests
 
 # The performance suite (a few minutes on a CPU): benchmarks/results/<cpu|cuda>/summary.{json,md}
 bench: $(STAMP)

@@ -14,6 +14,17 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "config", "report", "profiles", "environment.yml"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """The test modules (and classes) with end-to-end runs first, in their order, the others
+    after: `make test` hands modules and classes to its workers (pytest-xdist's loadscope) in
+    this order, and the longest ones started last would leave one core idle at the end."""
+    def scope(item):
+        return item.nodeid.rsplit("::", 1)[0]
+
+    slow = {scope(item) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: scope(item) not in slow)  # stable: each scope's order is kept
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     from t2v_core.models.prepare import MODEL_KINDS, prepare_model
