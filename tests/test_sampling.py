@@ -86,6 +86,21 @@ def test_first_frame_of_another_aspect_is_named(tmp_path):
     assert image.shape == (32, 32, 3) and tuple(image[5, 5]) == (10, 20, 30)
 
 
+def test_a_first_frame_of_the_right_size_is_a_writable_array(tmp_path):
+    """LAMP's benchmark frames resized to the video's size already are read as PIL's read-only
+    buffer, and torch.from_numpy warned in every sampling job's log (found by the rehearsal)."""
+    import warnings
+
+    import torch
+
+    Image.new("RGB", (32, 32), (10, 20, 30)).save(tmp_path / "same.png")
+    image = load_first_frame(tmp_path / "same.png", 32, 32)
+    assert image.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.from_numpy(image)[0, 0].tolist() == [10, 20, 30]
+
+
 T2VZ = dict(num_frames=4, height=64, width=64, num_inference_steps=6, guidance_scale=7.5, t0=2, t1=4,
             motion_field_strength_x=40, motion_field_strength_y=-20)
 
