@@ -290,9 +290,9 @@ def disk_stages():
 
 
 def get_kept_products():
-    """Everything a run makes that a user keeps, for rule all: a product that goes missing
-    (deleted, or removed by a forced re-run that was killed) is made again, and then only what
-    depends on it. The final outputs (tables, plots, grids) are asked for besides."""
+    """Everything a run makes that a user keeps, which the target "all" asks for: one that
+    goes missing (deleted, or removed by a forced re-run that was killed) is made again, and
+    then only what depends on it. The final outputs (tables, plots, grids) come besides."""
     products = [f"{MODELS}/{kind}" for kind in used_model_kinds()]
     if TRAININGS:
         products += [f"{DATA}/train/{motion}" for motion in MOTIONS]
