@@ -36,9 +36,11 @@ system-deps:
 	fi
 
 # Test modules (and the fault matrix's two halves) run side by side, one per core: most of the
-# suite is end-to-end runs whose jobs start up on one core.
+# suite is end-to-end runs whose jobs start up on one core. In the order tests/conftest.py gives
+# them (the end-to-end runs first), not pytest-xdist's (the modules with the most tests first).
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -v -rs --durations=15 --timeout=1500 -n $(CORES) --dist loadscope tests
+	$(BIN)/python -m pytest -v -rs --durations=15 --timeout=1500 -n $(CORES) --dist loadscope \
+	  --no-loadscope-reorder tests
 
 # The performance suite (a few minutes on a CPU): benchmarks/results/<cpu|cuda>/summary.{json,md}
 bench: $(STAMP)
