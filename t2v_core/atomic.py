@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 #: Fault injection for the tests' fault matrix (tests/test_faults.py), unset in every real run:
-#: a write whose final path (made absolute) matches this glob stops just before its rename, writes that path to
-#: the file that STALL_MARKER_ENV names, and waits to be killed: a job caught in its middle.
+#: a write whose final path (made absolute) matches this glob stops just before its rename,
+#: writes that path to the file that STALL_MARKER_ENV names, and waits to be killed: a job
+#: caught in its middle.
 STALL_ENV = "T2V_CORE_STALL_AT"
 STALL_MARKER_ENV = "T2V_CORE_STALL_MARKER"
 
@@ -50,6 +51,14 @@ def _naming(error: BaseException, path: Path) -> BaseException:
     reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
     return OSError(getattr(error, "errno", None) or errno.EIO,
                    f"{path}: not written, the previous version (if any) is kept ({reason})")
+
+
+def _raise_naming(error: BaseException, path: Path):
+    """Re-raise ``error`` from inside its ``except`` block, as :func:`_naming` gives it."""
+    named = _naming(error, path)
+    if named is error:
+        raise error
+    raise named from error
 
 
 def _umask() -> int:
@@ -96,10 +105,7 @@ def atomic_path(path: str | Path):
     except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
-        named = _naming(error, path)
-        if named is error:
-            raise
-        raise named from error
+        _raise_naming(error, path)
 
 
 def replace_dir(work: str | Path, out_dir: str | Path) -> None:
@@ -129,10 +135,7 @@ def atomic_dir(out_dir: str | Path):
         _stall_if_asked(out_dir)
         replace_dir(work, out_dir)
     except BaseException as error:
-        named = _naming(error, out_dir)
-        if named is error:
-            raise
-        raise named from error
+        _raise_naming(error, out_dir)
     finally:
         if work.exists():
             shutil.rmtree(work)

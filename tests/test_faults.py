@@ -133,7 +133,7 @@ def kill_and_recover(reference: Path, tmp_path: Path, stage: str, signame: str, 
     caught = interrupt(workdir, args, stall_at, SIGNALS[signame])
     assert re.fullmatch(stall_at.replace(".", r"\.").replace("*", ".*"), caught)
 
-    log, _ = recover(workdir)
+    recover(workdir)
     got, want = products(workdir), products(reference)
     assert sorted(got) == sorted(want)
     differ = [name for name in want if name not in NOT_DETERMINISTIC
@@ -147,21 +147,28 @@ def kill_and_recover(reference: Path, tmp_path: Path, stage: str, signame: str, 
         assert re.search(r"resuming from \S+step_3 \(step 3\)", job_log), job_log[-2000:]
 
 
-# Two halves of the matrix, as classes: `make test` runs test modules and classes side by side
-# (pytest-xdist's --dist loadscope), and the matrix is the suite's longest part.
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["plain", "forcerun"])
-@pytest.mark.parametrize("signame", list(SIGNALS))
-class TestAJobKilledBeforeSampling:
-    @pytest.mark.parametrize("stage", ["prepare", "masks", "finetune"])
-    def test_loses_nothing_and_all_rebuilds_it(self, reference, tmp_path, stage, signame, mode):
-        kill_and_recover(reference, tmp_path, stage, signame, mode)
+def pytest_generate_tests(metafunc):
+    if metafunc.cls is not None and issubclass(metafunc.cls, KilledJobMatrix):
+        metafunc.parametrize("stage", metafunc.cls.stages)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["plain", "forcerun"])
 @pytest.mark.parametrize("signame", list(SIGNALS))
-class TestAJobKilledFromSamplingOn:
-    @pytest.mark.parametrize("stage", ["sample", "evaluate", "aggregate"])
+class KilledJobMatrix:
+    """The matrix over ``stages``. Its two halves are classes of their own: `make test` runs
+    test modules and classes side by side (pytest-xdist's --dist loadscope), and the matrix is
+    the suite's longest part."""
+
+    stages: tuple[str, ...] = ()
+
     def test_loses_nothing_and_all_rebuilds_it(self, reference, tmp_path, stage, signame, mode):
         kill_and_recover(reference, tmp_path, stage, signame, mode)
+
+
+class TestAJobKilledBeforeSampling(KilledJobMatrix):
+    stages = ("prepare", "masks", "finetune")
+
+
+class TestAJobKilledFromSamplingOn(KilledJobMatrix):
+    stages = ("sample", "evaluate", "aggregate")
