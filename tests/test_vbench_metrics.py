@@ -82,6 +82,38 @@ def test_top_flow_magnitude_and_dynamic_degree_by_hand():
     assert not vbench.is_dynamic([2.0] * 15, 64, 64, fps=4)
 
 
+def test_static_filter_by_hand():
+    """VBench's static filter on a 16-frame 256-pixel video: threshold 3.0 pixels, at most
+    round(2 x 16 / 16) = 2 moving consecutive pairs, the first <-> last flows at most 3 x 2 x 2 = 12."""
+    still = [0.0] * 15
+    assert vbench.is_static(still, [0.0, 0.0], 256, 320)
+    assert vbench.is_static([3.1, 3.1] + still[2:], [12.0, 12.0], 256, 320)  # 2 pairs above, loop at the limit
+    assert not vbench.is_static([3.1, 3.1, 3.1] + still[3:], [0.0, 0.0], 256, 320)  # a third pair above
+    assert vbench.is_static([3.0] * 15, [0.0, 0.0], 256, 320)  # at the threshold is not above it
+    assert not vbench.is_static(still, [0.0, 12.01], 256, 320)  # the last frame far from the first
+    # the threshold follows the shorter side: 1.5 pixels at 128
+    assert not vbench.is_static([1.6] * 3 + still[3:], [0.0, 0.0], 128, 512)
+    # 4 frames (3 pairs): round(0.5) = 0 pairs may move, and the loop limit is 0
+    assert vbench.is_static([0.0] * 3, [0.0, 0.0], 256, 256)
+    assert not vbench.is_static([0.0] * 3, [0.01, 0.0], 256, 256)
+    assert not vbench.is_static([3.5, 0.0, 0.0], [0.0, 0.0], 256, 256)
+
+
+def test_static_filter_reads_the_top_2_percent_of_a_flow():
+    flow = np.zeros((2, 10, 10))
+    flow[0].flat[:2] = [3.0, 5.0]  # 2 of 100 magnitudes: the top 2% is both
+    flow[1].flat[2:5] = 100.0  # the next three would be in a top 5%
+    assert vbench.top_flow_magnitude(flow, vbench.STATIC_TOP_FLOW_SHARE) == pytest.approx(100.0)
+    flow[1].flat[2:5] = 0.0
+    assert vbench.top_flow_magnitude(flow, vbench.STATIC_TOP_FLOW_SHARE) == pytest.approx(4.0)
+    assert vbench.top_flow_magnitude(flow) == pytest.approx(8.0 / 5)
+
+
+def test_dynamic_degree_reads_about_8_frames_a_second():
+    assert [vbench.dynamic_degree_interval(fps) for fps in (4, 8, 12, 16, 20, 24, 25, 30, 60)] == \
+        [1, 1, 2, 2, 2, 3, 3, 4, 8]
+
+
 def test_aesthetic_quality_by_hand():
     assert vbench.aesthetic_quality(np.array([5.0, 6.0, 7.0])) == pytest.approx(60.0)
 

@@ -28,6 +28,11 @@ import numpy as np
 TOP_FLOW_SHARE = 0.05
 FLOW_THRESHOLD_AT_256 = 6.0
 MOVING_PAIRS_AT_16 = 4
+#: VBench's static filter: the share of a flow's largest magnitudes averaged, and the threshold
+#: and count for a 256-pixel, 16-frame video (scaled to the video's size and length).
+STATIC_TOP_FLOW_SHARE = 0.02
+STATIC_THRESHOLD_AT_256 = 3.0
+STATIC_PAIRS_AT_16 = 2
 #: RAFT's refinement iterations in VBench.
 RAFT_ITERATIONS = 20
 #: The smallest side torchvision's RAFT takes.
@@ -58,11 +63,32 @@ def subject_consistency(features: np.ndarray) -> float:
     return float(100.0 * np.mean((to_previous + to_first) / 2))
 
 
-def top_flow_magnitude(flow: np.ndarray) -> float:
-    """The mean of the largest 5% of a flow's (2, H, W) magnitudes (int(H W 0.05) of them)."""
+def top_flow_magnitude(flow: np.ndarray, share: float = TOP_FLOW_SHARE) -> float:
+    """The mean of the largest ``share`` of a flow's (2, H, W) magnitudes (int(H W share) of
+    them): 5% for dynamic degree, 2% for the static filter."""
     magnitude = np.sqrt(np.square(flow[0]) + np.square(flow[1])).ravel()
-    count = int(magnitude.size * TOP_FLOW_SHARE)
+    count = int(magnitude.size * share)
     return float(np.sort(magnitude)[::-1][:count].mean())
+
+
+def dynamic_degree_interval(fps: float) -> int:
+    """VBench's dynamic degree reads every k-th frame, k = max(1, round(fps / 8)) (Python's
+    rounding: 8 fps -> 1, 12 -> 2, 20 -> 2, 24 -> 3, 30 -> 4), so that its thresholds, set for
+    8 fps, see about 8 frames a second."""
+    return max(1, round(fps / 8.0))
+
+
+def is_static(pair_tops, loop_tops, height: int, width: int) -> bool:
+    """VBench's static filter (vbench/cli/static_filter.py), which chooses the videos temporal
+    flickering is computed on: ``pair_tops`` are the top-2% flow magnitudes of the F - 1
+    consecutive pairs, ``loop_tops`` those of first -> last and last -> first. Static when at
+    most round(2 F / 16) pairs are above 3 x min(H, W) / 256 and both loop flows are at most
+    that threshold x the count x 2 (so a video of under 4 frames is static only when its first
+    and last frames do not move at all)."""
+    threshold = STATIC_THRESHOLD_AT_256 * min(height, width) / 256.0
+    allowed = round(STATIC_PAIRS_AT_16 * (len(pair_tops) + 1) / 16.0)
+    moving = sum(value > threshold for value in pair_tops)
+    return moving <= allowed and all(value <= threshold * allowed * 2 for value in loop_tops)
 
 
 def is_dynamic(top_magnitudes, height: int, width: int, fps: float = 8.0) -> bool:
