@@ -403,3 +403,66 @@ def test_masks_of_another_length_than_their_clip_are_named(base_parts, clips, tm
 
     with pytest.raises(TrainingError, match=f"{masks[1]}: masks of 5 frames for the 6 frames"):
         prepare_training_set(base_parts, paths, "a square", VIDEO, masks)
+
+
+def _numbered_clip(frames: int):
+    """A TrainingSet of one clip whose latent frame f is filled with f (std 0: x0 is the mean),
+    caption embedding 1, empty caption 0."""
+    from t2v_core.training.data import TrainingSet
+
+    mean = torch.arange(frames, dtype=torch.float32).view(1, frames, 1, 1).expand(4, frames, 2, 2).clone()
+    return TrainingSet(["clip"], ["p"], [torch.stack([mean, torch.zeros_like(mean)])], None,
+                       torch.ones(1, 77, 8), torch.zeros(77, 8))
+
+
+def test_motionlora_windows_take_every_stride_th_frame_as_animatediffs_dataset():
+    from t2v_core.training.loop import _training_batch
+
+    rng = np.random.default_rng(0)
+    loop = {"batch_size": 1, "random_flip": False, "frame_stride": 4}
+    for _ in range(20):  # 40 frames: a 4-frame window every 4th spans 13 frames, starting at 0..27
+        x0, _, _, _ = _training_batch(_numbered_clip(40), rng, loop, 4, (None,), "cpu")
+        first = int(x0[0, 0, 0, 0, 0])
+        assert x0[0, 0, :, 0, 0].tolist() == [first, first + 4, first + 8, first + 12] and first <= 27
+    # 7 frames are fewer than the 13 a stride of 4 needs: the window spreads over all of them
+    x0, _, _, _ = _training_batch(_numbered_clip(7), rng, loop, 4, (None,), "cpu")
+    assert x0[0, 0, :, 0, 0].tolist() == [0, 2, 4, 6]  # np.linspace(0, 6, 4) as integers
+
+
+def test_stride_1_windows_are_drawn_as_before():
+    """LAMP and Ours keep consecutive frames and the same random draws (their numbers unchanged)."""
+    from t2v_core.training.loop import _training_batch
+
+    plain = {"batch_size": 3, "random_flip": True}
+    with_defaults = {**plain, "frame_stride": 1, "empty_caption_ratio": 0.0}
+    got = [_training_batch(_numbered_clip(10), np.random.default_rng(5), loop, 4, (None,), "cpu")
+           for loop in (plain, with_defaults)]
+    torch.testing.assert_close(got[0][0], got[1][0], rtol=0, atol=0)
+    starts = got[0][0][:, 0, 0, 0, 0].tolist()
+    rng = np.random.default_rng(5)  # the draws: a clip, a start, a flip per window
+    expected = []
+    for _ in range(3):
+        rng.integers(1)
+        expected.append(float(rng.integers(7)))
+        rng.random()
+    assert starts == expected
+
+
+def test_a_share_of_motionlora_captions_is_left_empty():
+    from t2v_core.training.loop import _training_batch
+
+    rng = np.random.default_rng(0)
+    for ratio, low, high in ((0.0, 0, 0), (0.1, 60, 140), (1.0, 1000, 1000)):
+        loop = {"batch_size": 10, "random_flip": False, "empty_caption_ratio": ratio}
+        empty = sum(int((_training_batch(_numbered_clip(4), rng, loop, 4, (None,), "cpu")[2][:, 0, 0] == 0).sum())
+                    for _ in range(100))
+        assert low <= empty <= high, (ratio, empty)
+
+
+def test_the_paper_config_trains_motionlora_with_animatediffs_data_settings():
+    config = validate_config({"motions": [{"name": "m", "prompts": ["p"]}]})
+    block = config["finetune"]["motionlora"]
+    assert (block["frame_stride"], block["empty_caption_ratio"], block["random_flip"]) == (4, 0.1, False)
+    settings_ = get_training("motionlora").loop_settings(config["finetune"])
+    assert (settings_["frame_stride"], settings_["empty_caption_ratio"]) == (4, 0.1)
+    assert "frame_stride" not in get_training("lamp").loop_settings(config["finetune"])

@@ -48,11 +48,12 @@ def noise_schedule(scheduler, beta_schedule: str):
 @dataclass(frozen=True)
 class MotionLoraTraining(Training):
     """MotionLoRA: the diffusion loss on all frames (no first frame given), only the LoRA trains.
-    Its block ``finetune.motionlora`` has its own steps, learning rate, batch size and flips."""
+    Its block ``finetune.motionlora`` has its own steps, learning rate, batch size, flips, frame
+    stride and share of empty captions (AnimateDiff's training settings)."""
 
     def loop_settings(self, finetune: dict) -> dict:
         block = finetune[self.name]
-        own = ("steps", "learning_rate", "batch_size", "random_flip")
+        own = ("steps", "learning_rate", "batch_size", "random_flip", "frame_stride", "empty_caption_ratio")
         return {**finetune, **{key: block[key] for key in own}}
 
     def train(self, base_components, model_dirs, data, video, finetune, checkpoints, device, stop_after):

@@ -79,7 +79,8 @@ class TrainingSet:
 
     ``latents[i]``: (2, C, F_clip, h, w), the posterior's mean and std of clip i;
     ``masks[i]``: (1, F_clip, h, w), its foreground fraction per latent pixel (None without masks);
-    ``texts``: (N, 77, D), the caption embedding of every clip; ``prompts`` the captions.
+    ``texts``: (N, 77, D), the caption embedding of every clip; ``prompts`` the captions;
+    ``empty_text``: (77, D), the empty caption's, for training with captions dropped at random.
     """
 
     clip_paths: list
@@ -87,6 +88,7 @@ class TrainingSet:
     latents: list[torch.Tensor]
     masks: list[torch.Tensor] | None
     texts: torch.Tensor
+    empty_text: torch.Tensor | None = None
 
 
 def prepare_training_set(base_components: dict, clip_paths, prompt: str | list[str], video: dict,
@@ -117,5 +119,5 @@ def prepare_training_set(base_components: dict, clip_paths, prompt: str | list[s
     prompts = [prompt] * len(clip_paths) if isinstance(prompt, str) else list(prompt)
     if len(prompts) != len(clip_paths):
         raise TrainingError(f"{len(prompts)} captions for {len(clip_paths)} clips")
-    texts = encode_prompt(base_components["text_encoder"], base_components["tokenizer"], prompts, device)
-    return TrainingSet(list(clip_paths), prompts, latents, masks, texts)
+    texts = encode_prompt(base_components["text_encoder"], base_components["tokenizer"], prompts + [""], device)
+    return TrainingSet(list(clip_paths), prompts, latents, masks, texts[:-1], texts[-1])

@@ -76,24 +76,44 @@ def autocast_settings(mixed_precision: str, device, bf16_supported: bool | None 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def window_span(clip_frames: int, window: int, stride: int) -> int:
+    """How many of a clip's frames a training window of ``window`` frames every ``stride``-th
+    spans: (window - 1) x stride + 1, capped by the clip's length (AnimateDiff's clip_length)."""
+    return min(clip_frames, (window - 1) * stride + 1)
+
+
+def _window_frames(clip_frames: int, window: int, stride: int, rng):
+    """A random window's frames: a slice of consecutive frames for stride 1, else the indices
+    AnimateDiff's dataset takes (``window`` evenly spaced over a span at a random start)."""
+    span = window_span(clip_frames, window, stride)
+    offset = int(rng.integers(clip_frames - span + 1))
+    if span == window:
+        return slice(offset, offset + window)
+    return torch.from_numpy(np.linspace(offset, offset + span - 1, window, dtype=np.int64))
+
+
 def _training_batch(data: TrainingSet, rng, settings: dict, window: int, weightings, device):
-    """``settings["batch_size"]`` random windows of random clips (flipped at random when
-    ``random_flip``): latents drawn from the posterior, caption embeddings, and for each of
-    ``weightings`` (loss, noise; None = not used) its per-pixel weights from the masks."""
+    """``settings["batch_size"]`` random windows of random clips (every ``frame_stride``-th frame,
+    flipped at random when ``random_flip``, the caption left empty with a probability of
+    ``empty_caption_ratio``): latents drawn from the posterior, caption embeddings, and for each
+    of ``weightings`` (loss, noise; None = not used) its per-pixel weights from the masks."""
     x0s, weights, texts = [], [[] for _ in weightings], []
+    stride, empty_ratio = settings.get("frame_stride", 1), settings.get("empty_caption_ratio", 0.0)
     for _ in range(settings["batch_size"]):
         index = int(rng.integers(len(data.latents)))
         clip = data.latents[index]
-        offset = int(rng.integers(clip.shape[2] - window + 1))
+        frames = _window_frames(clip.shape[2], window, stride, rng)
         flip = bool(settings["random_flip"] and rng.random() < 0.5)
-        mean, std = clip[:, :, offset:offset + window].to(device)
+        mean, std = clip[:, :, frames].to(device)
         x0 = mean + std * torch.randn_like(std)
         x0s.append(x0.flip(-1) if flip else x0)
         for weighting, chosen in zip(weightings, weights):
             if weighting is not None:
-                w = weighting(data.masks[index][:, offset:offset + window]).to(device)
+                w = weighting(data.masks[index][:, frames]).to(device)
                 chosen.append(w.flip(-1) if flip else w)
-        texts.append(data.texts[index])
+        # AnimateDiff's cfg_random_null_text_ratio: the caption "" (what guidance's negative is)
+        empty = bool(empty_ratio and rng.random() <= empty_ratio)
+        texts.append(data.empty_text if empty else data.texts[index])
     stacked = [torch.stack(w) if w else None for w in weights]
     # One window keeps its latents' memory layout, which torch.randn_like follows: the noise
     # of a one-clip batch is drawn exactly as before batches existed (LAMP's numbers unchanged).
@@ -112,7 +132,7 @@ def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: Trainin
     resuming from ``checkpoints``; (per-step losses, whether all steps are done).
 
     ``settings``: steps, learning_rate, batch_size, random_flip, mixed_precision, seed,
-    checkpoint_every. With ``first_frame_given`` (LAMP) the first frame of every window is given
+    checkpoint_every, and optionally frame_stride (1) and empty_caption_ratio (0). With ``first_frame_given`` (LAMP) the first frame of every window is given
     clean and gets no loss; otherwise every frame is noised and scored (AnimateDiff).
     ``weighting`` turns a clip window's masks into loss weights (``data.masks`` must then be
     set), divided by their mean when ``normalised``; ``noise_weighting`` turns them into a
@@ -132,6 +152,11 @@ def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: Trainin
     # fp16 gradients of fp32 parameters need loss scaling; bf16 and fp32 do not.
     scaler = torch.amp.GradScaler(device_type, enabled=use_autocast and autocast_dtype == torch.float16)
     total = settings["steps"]
+    stride = settings.get("frame_stride", 1)
+    for path, clip in zip(data.clip_paths, data.latents):
+        if window_span(clip.shape[2], num_frames, stride) < (num_frames - 1) * stride + 1:
+            log.info("%s: %d frames, fewer than %d frames every %d-th needs: its windows spread evenly over the "
+                     "whole clip", path, clip.shape[2], num_frames, stride)
     bar = tqdm(range(start, total), initial=start, total=total, desc=desc)
     for step in bar:
         x0, (weights, noise_weights), texts, index = _training_batch(
