@@ -20,6 +20,8 @@ rule evaluate:
         batch_size=config["evaluation"]["batch_size"],
         evaluators=EVALUATORS,
         metrics_on=config["evaluation"]["metrics"],
+        # the videos' frame rate: VBench's dynamic degree reads every round(fps / 8)-th frame
+        fps=config["video"]["fps"],
     script:
         "../workflow_scripts/evaluate.py"
 

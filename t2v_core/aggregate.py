@@ -4,7 +4,10 @@ Per prompt: per-video metrics are averaged over the prompt's videos (seeds); a p
 metric (the diversity readings) is the prompt's own value; a metric with readings (diversity)
 takes the values of the reading the config chooses. Per method (and per method x motion): the mean
 over prompts, with a 95% percentile-bootstrap confidence interval over prompts (none when a
-method has a single prompt). Which metrics, their headings, arrows and the poster's numbers
+method has a single prompt). A metric computed on some videos only (``computed_on``: VBench's
+temporal flickering on the static ones) is, as VBench averages it, the mean over the videos
+kept, its interval from resampling prompts with their kept videos, and the tables give how
+many were kept. Which metrics, their headings, arrows and the poster's numbers
 come from the metric table (:mod:`t2v_core.metrics.registry`) and the method registry; a
 metric is shown when the per-video rows have its column.
 """
@@ -39,6 +42,8 @@ def per_prompt(videos: pd.DataFrame, readings: dict[str, str] | None = None) -> 
     grouped = videos.groupby(keys, sort=True)
     present = metrics_of(videos)
     table = grouped[[m.column for m in present if m.per == "video"]].mean()
+    for metric in [m for m in present if m.computed_on]:
+        table[kept_column(metric)] = grouped[metric.column].count()
     for metric in [m for m in present if m.per != "video"]:
         table[metric.name] = grouped[metric.column].first()
     chosen = readings or chosen_readings({})
@@ -50,13 +55,25 @@ def per_prompt(videos: pd.DataFrame, readings: dict[str, str] | None = None) -> 
     return table.reset_index()
 
 
-def bootstrap_ci(values: np.ndarray, samples: int, rng: np.random.Generator, level=0.95):
-    """Percentile bootstrap CI of the mean; (nan, nan) with fewer than 2 finite values."""
+def kept_column(metric) -> str:
+    """The column of how many videos a metric computed on some videos only kept."""
+    return f"{metric.name}_kept"
+
+
+def bootstrap_ci(values: np.ndarray, samples: int, rng: np.random.Generator, level=0.95, weights=None):
+    """Percentile bootstrap CI of the mean (with ``weights``: of the weighted mean, resampling
+    values with their weights); (nan, nan) with fewer than 2 finite values of positive weight."""
     values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
+    keep = np.isfinite(values) if weights is None else np.isfinite(values) & (np.asarray(weights) > 0)
+    values = values[keep]
     if len(values) < 2:
         return math.nan, math.nan
-    means = rng.choice(values, size=(samples, len(values)), replace=True).mean(axis=1)
+    if weights is None:
+        means = rng.choice(values, size=(samples, len(values)), replace=True).mean(axis=1)
+    else:
+        weights = np.asarray(weights, dtype=float)[keep]
+        drawn = rng.integers(0, len(values), size=(samples, len(values)))
+        means = (values[drawn] * weights[drawn]).sum(axis=1) / weights[drawn].sum(axis=1)
     low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
 
@@ -75,12 +92,20 @@ def summarise(prompts: pd.DataFrame, by: list[str], samples: int, seed: int) -> 
         row = dict(zip(by, key))
         row["n_prompts"] = len(group)
         row["n_videos"] = int(group["n_videos"].sum())
-        for metric in (m.name for m in metrics_of(prompts)):
+        for spec in metrics_of(prompts):
+            metric = spec.name
             values = group[metric].to_numpy(dtype=float)
+            rng = _group_rng(seed, (*key, metric))
+            if spec.computed_on:  # the mean over the videos kept: prompts weighted by theirs
+                kept = group[kept_column(spec)].to_numpy(dtype=float)
+                used = np.isfinite(values) & (kept > 0)
+                row[kept_column(spec)] = int(kept.sum())
+                row[metric] = float((values[used] * kept[used]).sum() / kept[used].sum()) if used.any() else math.nan
+                row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = bootstrap_ci(values, samples, rng, weights=kept)
+                continue
             finite = values[np.isfinite(values)]
             row[metric] = float(finite.mean()) if len(finite) else math.nan
-            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = bootstrap_ci(values, samples,
-                                                                              _group_rng(seed, (*key, metric)))
+            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = bootstrap_ci(values, samples, rng)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -91,6 +116,16 @@ def _cell(value, low, high) -> str:
     if math.isfinite(low):
         return f"{value:.2f} [{low:.2f}, {high:.2f}]"
     return f"{value:.2f}"
+
+
+def _metric_cell(metric, row: dict) -> str:
+    """A summary row's cell of ``metric``; for one computed on some videos only, with how many
+    of the row's videos it kept ("n/a (0 of 6 kept)" when none)."""
+    name = metric.name
+    cell = _cell(row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"])
+    if metric.computed_on:
+        cell += f" ({row[kept_column(metric)]} of {row['n_videos']} kept)"
+    return cell
 
 
 def comparison_table(videos: pd.DataFrame, methods: list[str], samples: int, seed: int,
@@ -122,7 +157,7 @@ def markdown_table(table: pd.DataFrame) -> str:
         cells = [row["label"]]
         for metric in shown:
             name = metric.name
-            cells.append(_cell(row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"]))
+            cells.append(_metric_cell(metric, row))
             if metric.poster:
                 poster = row[f"poster_{name}"]
                 cells.append(f"{poster:.2f}" if math.isfinite(poster) else "–")
@@ -166,6 +201,8 @@ def latex_table(table: pd.DataFrame) -> str:
         for metric in shown:
             name = metric.name
             cells.append(_latex_cell(row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"]))
+            if metric.computed_on:  # how many videos it was computed on, of how many
+                cells[-1] += f" ({row[kept_column(metric)]}/{row['n_videos']})"
             if metric.poster:
                 cells.append(_latex_cell(row[f"poster_{name}"]))
         lines.append(" & ".join(cells) + r" \\")
@@ -184,7 +221,7 @@ def motions_markdown(motions: pd.DataFrame, methods: list[str]) -> str:
     for row in ranked.itertuples(index=False):
         row = row._asdict()
         cells = [row["motion"], get_method(row["method"]).label]
-        cells += [_cell(row[m.name], row[f"{m.name}_ci_low"], row[f"{m.name}_ci_high"]) for m in metrics]
+        cells += [_metric_cell(m, row) for m in metrics]
         lines.append("| " + " | ".join(cells + [str(row["n_prompts"])]) + " |")
     return "\n".join(lines) + "\n"
 

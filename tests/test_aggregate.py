@@ -221,3 +221,29 @@ def test_aggregate_writes_tables_and_figures(tmp_path):
         assert svg.lstrip().startswith("<?xml") and ">LAMP</text>" in svg and ">Per-frame T2I</text>" in svg
     assert ">45.50</text>" in out["heatmap_svg"].read_text()  # SVG text stays editable text
     assert not list((tmp_path / "out").rglob(".*"))  # no temporary files left
+
+
+def test_a_metric_of_some_videos_is_their_mean_with_how_many_were_kept():
+    """VBench's temporal flickering is NaN on the videos its static filter drops: a method's value
+    is the mean over the videos kept (not the mean of prompt means), the tables say how many were
+    kept, and a method with none kept has no number and says so."""
+    videos = videos_table({"lamp": [10.0, 20.0, 30.0], "ours_latents": [10.0, 20.0, 30.0]}, seeds=(0, 1, 2))
+    kept = {("lamp", "p0"): [90.0, 93.0, np.nan], ("lamp", "p1"): [99.0, np.nan, np.nan],
+            ("lamp", "p2"): [96.0, 95.0, 94.0]}
+    videos["temporal_flickering"] = [kept.get((row.method, row.prompt_id), [np.nan] * 3)[row.seed]
+                                     for row in videos.itertuples()]
+    prompts = per_prompt(videos)
+    lamp = prompts[prompts["method"] == "lamp"].sort_values("prompt_id")
+    assert list(lamp["temporal_flickering_kept"]) == [2, 1, 3]
+    table = comparison_table(videos, ["lamp", "ours_latents"], 500, 0).set_index("method")
+    assert table.loc["lamp", "temporal_flickering"] == pytest.approx(np.mean([90, 93, 99, 96, 95, 94]))
+    assert table.loc["lamp", "temporal_flickering"] != pytest.approx(np.mean([91.5, 99.0, 95.0]))
+    assert table.loc["lamp", "temporal_flickering_kept"] == 6 and table.loc["ours_latents", "temporal_flickering_kept"] == 0
+    assert math.isnan(table.loc["ours_latents", "temporal_flickering"])
+    low, high = table.loc["lamp", ["temporal_flickering_ci_low", "temporal_flickering_ci_high"]]
+    assert 90 <= low < table.loc["lamp", "temporal_flickering"] < high <= 99
+    markdown = markdown_table(table.reset_index())
+    assert "Temporal flickering (static videos) ↑" in markdown
+    assert f"{table.loc['lamp', 'temporal_flickering']:.2f} [{low:.2f}, {high:.2f}] (6 of 9 kept)" in markdown
+    assert "| n/a (0 of 9 kept) |" in markdown
+    assert "(6/9)" in latex_table(table.reset_index())

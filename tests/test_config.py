@@ -126,6 +126,6 @@ def test_duplicate_prompts_are_named():
 
 def test_metrics_switches_are_checked():
     base = {"motions": [{"name": "m", "prompts": ["p"]}]}
-    assert validate_config(base)["evaluation"]["metrics"] == ["temporal_flickering", "subject_consistency_clip"]
+    assert validate_config(base)["evaluation"]["metrics"] == ["frame_steadiness", "subject_consistency_clip"]
     with pytest.raises(ConfigError, match="sharpness"):
         validate_config({**base, "evaluation": {"metrics": ["sharpness"]}})

@@ -40,7 +40,7 @@ OVERLAY = {
     "motions": [{"name": "shape_right", "subject": "square", "prompts": ["a red square moves to the right"]}],
     "methods": ["ours_latents"],
     "finetune": {"steps": 9, "checkpoint_every": 3},
-    "evaluation": {"metrics": ["temporal_flickering"]},
+    "evaluation": {"metrics": ["frame_steadiness"]},
 }
 #: stage -> (its product, the write its job is caught in: a glob of the final path)
 STAGES = {

@@ -78,8 +78,8 @@ def test_labels_poster_rows_and_trainings_come_from_the_method_modules():
 
 
 def test_metric_table_order_and_evaluators():
-    vbench = ["subject_consistency_clip", "temporal_flickering", "subject_consistency_dino", "dynamic_degree",
-              "flow_magnitude", "aesthetic_quality"]
+    vbench = ["subject_consistency_clip", "frame_steadiness", "subject_consistency_dino", "temporal_flickering",
+              "warping_error", "dynamic_degree", "flow_magnitude", "aesthetic_quality"]
     toy = ["motion_correct", "motion_magnitude", "subject_consistency"]
     assert [m.name for m in table_metrics(table="comparison")] == ["alignment", "consistency", "diversity", *vbench, *toy]
     assert [m.name for m in table_metrics(table="motions")] == [

@@ -99,7 +99,7 @@ def test_the_overlay_changes_only_what_cannot_run_here():
     for tampered, expected in (
         ({"video": {"height": 64}}, "video.height: 320 -> 64"),
         ({"sampling": {"lamp": {"guidance_scale": 7.5}}}, "sampling.lamp.guidance_scale: 12.5 -> 7.5"),
-        ({"evaluation": {"metrics": ["temporal_flickering"]}}, "evaluation.metrics"),
+        ({"evaluation": {"metrics": ["frame_steadiness"]}}, "evaluation.metrics"),
         ({"performance": {"precision": "fp32"}}, "performance.precision: 'auto' -> 'fp32'"),
         ({"sampling": {"text2video_zero": {"t0": 3}}}, "sampling.text2video_zero.t0: 3 is not 44/50 of 13"),
         ({"motions": [{"name": "horse_run", "subject": "horse", "prompts": ["a cat"]}]}, "prompts ['a cat']"),
@@ -169,11 +169,19 @@ def test_the_paper_config_runs_to_the_end_at_its_shapes(rehearsal_run):
     table = pd.read_csv(results / "table.csv")
     assert list(table["method"]) == methods
     columns = [c for c in table.columns if c not in ("method", "label") and not c.startswith("poster_")]
-    # the poster's three, and VBench's four (dynamic degree with its flow magnitude)
+    # the poster's three, VBench's four (dynamic degree with its flow magnitude), the warping
+    # error and the frame steadiness
     assert {"alignment", "consistency", "diversity", "temporal_flickering", "subject_consistency_dino",
-            "dynamic_degree", "flow_magnitude", "aesthetic_quality"} <= set(columns)
-    values = table[columns].to_numpy(dtype=float)
-    assert np.isfinite(values).all(), table[columns]
+            "dynamic_degree", "flow_magnitude", "aesthetic_quality", "warping_error", "frame_steadiness",
+            "temporal_flickering_kept"} <= set(columns)
+    # VBench's temporal flickering has a number where its static filter kept videos, and only there
+    kept = table["temporal_flickering_kept"]
+    assert kept.between(0, len(prompts) * len(seeds)).all()
+    assert (np.isfinite(table["temporal_flickering"]) == (kept > 0)).all(), table[["method", "temporal_flickering", "temporal_flickering_kept"]]
+    print("videos kept by VBench's static filter:", dict(zip(table["method"], kept)))
+    others = [c for c in columns if not c.startswith("temporal_flickering")]
+    values = table[others].to_numpy(dtype=float)
+    assert np.isfinite(values).all(), table[others]
     assert (table["n_videos"] == len(prompts) * len(seeds)).all()
     motions = (results / "motions.md").read_text()
     assert all(f"| horse_run | {label} |" in motions for label in ("LAMP", "Ours (Latents)", "AnimateDiff"))

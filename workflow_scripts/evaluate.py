@@ -9,5 +9,5 @@ models = {model: snakemake.input[model] for name in params.evaluators for model 
 samples = {motion: (folder, params.prompts[motion]) for motion, folder in zip(params.prompts, snakemake.input.samples)}
 evaluate_videos(
     models, samples, params.seeds, snakemake.wildcards.method, snakemake.output[0], evaluators=params.evaluators,
-    batch_size=params.batch_size, device=default_device(), metrics_on=params.metrics_on,
+    batch_size=params.batch_size, device=default_device(), metrics_on=params.metrics_on, fps=params.fps,
 )

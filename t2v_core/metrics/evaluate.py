@@ -3,6 +3,7 @@ per video (motion, prompt and seed)."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +32,29 @@ def score_prompt_videos(evaluator: str, features: dict, chosen=()) -> pd.DataFra
     return table
 
 
+def extract_features(evaluator: str, prompt: str, videos: dict, model_dirs: dict, device="cpu",
+                     batch_size: int = 32, fps: float = 8.0, chosen=()) -> dict:
+    """``evaluator``'s features of one prompt's videos. The videos' frame rate (``fps``) and the
+    names of its metrics being computed (``metrics``) go to a features function that takes them
+    (the flow evaluator reads every k-th frame at high frame rates and computes only the flows
+    its metrics need); one that does not is called without them."""
+    features = get_evaluator(evaluator).features
+    parameters = inspect.signature(features).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    options = {"fps": fps, "metrics": [m.name for m in computed(evaluator, chosen)]}
+    options = {key: value for key, value in options.items() if takes_any or key in parameters}
+    return features(prompt, videos, model_dirs, device=device, batch_size=batch_size, **options)
+
+
 def evaluate_prompt(evaluators: list[str], prompt: str, videos: dict[int, np.ndarray], model_dirs: dict,
                     device="cpu", batch_size: int = 32, features_out: dict | None = None,
-                    chosen=()) -> pd.DataFrame:
+                    chosen=(), fps: float = 8.0) -> pd.DataFrame:
     """Every per-video and per-prompt metric of ``evaluators`` on one prompt's videos (seed ->
-    uint8 frames); ``features_out`` (when given) receives each evaluator's features, for the
-    metrics over a motion's prompts (:func:`score_motion`)."""
+    uint8 frames, at ``fps``); ``features_out`` (when given) receives each evaluator's features,
+    for the metrics over a motion's prompts (:func:`score_motion`)."""
     table = None
     for name in evaluators:
-        features = get_evaluator(name).features(prompt, videos, model_dirs, device=device, batch_size=batch_size)
+        features = extract_features(name, prompt, videos, model_dirs, device, batch_size, fps, chosen)
         if features_out is not None:
             features_out[name] = features
         scores = score_prompt_videos(name, features, chosen)
@@ -80,11 +95,12 @@ def read_sample(path, sample_dir) -> np.ndarray:
 
 def evaluate_videos(model_dirs: dict, samples: dict[str, tuple[str | Path, dict[str, str]]], seeds: list[int],
                     method: str, out_csv, evaluators=("clip",), batch_size=32, device="cpu",
-                    metrics_on=()) -> pd.DataFrame:
+                    metrics_on=(), fps: float = 8.0) -> pd.DataFrame:
     """Read the videos of one method (``samples``: motion -> (its sampling folder, prompt_id ->
     prompt); the files at ``prompts.sample_file(folder, ...)``), score them, write ``out_csv``:
     one row per video, with method, motion, prompt_id and prompt on every row. ``metrics_on``:
-    the config's ``evaluation.metrics`` (the switched metrics it lists are computed too)."""
+    the config's ``evaluation.metrics`` (the switched metrics it lists are computed too); ``fps``:
+    the videos' frame rate (``video.fps``)."""
     from tqdm.auto import tqdm
 
     from ..atomic import atomic_path
@@ -99,7 +115,7 @@ def evaluate_videos(model_dirs: dict, samples: dict[str, tuple[str | Path, dict[
                 motion_features[pid] = {}
                 table = evaluate_prompt(list(evaluators), prompt, videos, model_dirs, device=device,
                                         batch_size=batch_size, features_out=motion_features[pid],
-                                        chosen=metrics_on)
+                                        chosen=metrics_on, fps=fps)
                 ids = {"method": method, "motion": motion, "prompt_id": pid, "prompt": prompt}
                 for column, value in reversed(list(ids.items())):
                     table.insert(0, column, value)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..plugins import Registry
-from . import clip, vbench
+from . import clip, flow, vbench
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,10 @@ class Metric:
     readings: tuple[str, ...] = ()
     #: The name in the config's ``evaluation.metrics`` that turns it on ("" = always computed).
     switch: str = ""
+    #: For a metric computed on some videos only (VBench's temporal flickering: the static ones),
+    #: which ones, for the tables' captions; ``compute`` gives NaN for the others. Its summary is
+    #: the mean over the videos kept (as VBench's), shown with how many were kept.
+    computed_on: str = ""
 
     def __post_init__(self):
         if self.per not in ("video", "prompt", "motion"):
@@ -77,7 +81,9 @@ LATEX_ARROWS = {"↑": r"$\uparrow$", "↓": r"$\downarrow$", "→1": r"$\to 1$"
 @dataclass(frozen=True)
 class Evaluator:
     """Features of the videos of one prompt: ``features(prompt, {seed: uint8 frames},
-    model_dirs, device=..., batch_size=...) -> {seed: features}``."""
+    model_dirs, device=..., batch_size=...) -> {seed: features}``; a function that also takes
+    ``fps`` (the videos' frame rate) or ``metrics`` (the names of its metrics being computed)
+    gets them."""
 
     name: str
     features: Callable[..., dict]
@@ -214,15 +220,17 @@ register_metric(Metric(
     "it is)", unit="x 100", switch="subject_consistency_clip",
 ))
 
-# VBench's dimensions (Vchitect/VBench) that fit the study; t2v_core/metrics/vbench.py has the formulas.
+# VBench's dimensions (Vchitect/VBench) that fit the study, computed on the videos VBench computes
+# them on; t2v_core/metrics/vbench.py and flow.py have the formulas.
 register_evaluator(Evaluator(
     "frames", lambda prompt, videos, model_dirs, device="cpu", batch_size=32: dict(sorted(videos.items())),
     applies=_any_switched_on("frames"), description="the frames themselves (no model)",
 ))
 register_metric(Metric(
-    "temporal_flickering", "Temporal flickering", "↑", "video", "frames", vbench.temporal_flickering,
-    "temporal flickering is VBench's: 100 x (255 - the mean absolute difference of consecutive frames) / 255 "
-    "(higher = steadier)", unit="x 100", switch="temporal_flickering",
+    "frame_steadiness", "Frame steadiness (all videos)", "↑", "video", "frames", vbench.temporal_flickering,
+    "frame steadiness is VBench's temporal-flickering formula on every video, not VBench's dimension (which "
+    "scores static videos only): 100 x (255 - the mean absolute difference of consecutive frames) / 255; on "
+    "moving videos it mostly measures how little they move", unit="x 100", switch="frame_steadiness",
 ))
 register_evaluator(Evaluator(
     "dino", vbench.dino_features, models=("dino",), applies=_any_switched_on("dino"),
@@ -231,22 +239,42 @@ register_evaluator(Evaluator(
 register_metric(Metric(
     "subject_consistency_dino", "Subject consistency (DINO)", "↑", "video", "dino",
     vbench.subject_consistency,
-    "subject consistency is VBench's: 100 x the mean over frames 2..F of (max(0, cos(frame, previous frame)) + "
-    "max(0, cos(frame, first frame))) / 2 on DINO ViT-B/16 features", unit="x 100", switch="subject_consistency",
+    "subject consistency is VBench's, on every video: 100 x the mean over frames 2..F of (max(0, cos(frame, "
+    "previous frame)) + max(0, cos(frame, first frame))) / 2 on DINO ViT-B/16 features of the frames resized "
+    "to 224 on the shorter side", unit="x 100", switch="subject_consistency",
 ))
 register_evaluator(Evaluator(
-    "raft", vbench.raft_features, models=("raft",), applies=_any_switched_on("raft"),
-    description="RAFT optical flow between consecutive frames (VBench's dynamic degree)",
+    "raft", flow.raft_features, models=("raft",), applies=_any_switched_on("raft"),
+    description="RAFT optical flow, 20 iterations, as VBench runs it (VBench's static filter and dynamic "
+                "degree, Lai et al.'s warping error)",
+))
+register_metric(Metric(
+    "temporal_flickering", "Temporal flickering (static videos)", "↑", "video", "raft", flow.flickering_if_static,
+    "temporal flickering is VBench's, on the videos its static filter keeps (at most round(2 F / 16) consecutive "
+    "pairs whose top-2% RAFT flow magnitudes average above 3 x min(H, W) / 256 pixels, and first and last frames "
+    "within twice that count of the threshold, both ways): 100 x (255 - the mean absolute difference of "
+    "consecutive frames) / 255, averaged over the videos kept, whose number is given beside it (none kept: n/a)",
+    unit="x 100", switch="temporal_flickering", computed_on="static videos (VBench's static filter)",
+))
+register_metric(Metric(
+    "static_video", "Static (VBench's filter)", "↑", "video", "raft", lambda f: float(flow.static(f)),
+    "1 when VBench's static filter keeps the video", tables=(), switch="temporal_flickering",
+))
+register_metric(Metric(
+    "warping_error", "Warping error", "↓", "video", "raft", lambda f: flow.warping_error(f["pair_warping"]),
+    "warping error is Lai et al.'s (ECCV 2018), on every video: 1000 x the mean over consecutive pairs of the "
+    "mean squared difference (RGB in [0, 1]) between a frame and the next one warped back by RAFT's forward flow, "
+    "over the pixels a forward-backward check does not mark occluded", unit="x 1000", switch="warping_error",
 ))
 register_metric(Metric(
     "dynamic_degree", "Dynamic degree %", "↑", "video", "raft",
-    lambda flow: 100.0 * vbench.is_dynamic(flow["top"], flow["height"], flow["width"]),
-    "dynamic degree is VBench's: the share of videos whose RAFT flow moves (at least round(4 F / 16) frame pairs "
-    "with a mean of their top 5% flow magnitudes above 6 x min(H, W) / 256 pixels)", unit="%",
-    switch="dynamic_degree",
+    lambda f: 100.0 * flow.is_dynamic(f["dynamic_top"], f["height"], f["width"]),
+    "dynamic degree is VBench's, on every video: the share of videos whose RAFT flow moves (of the frames read, "
+    "every round(fps / 8)-th, at least round(4 F / 16) pairs with a mean of their top 5% flow magnitudes above "
+    "6 x min(H, W) / 256 pixels)", unit="%", switch="dynamic_degree",
 ))
 register_metric(Metric(
-    "flow_magnitude", "Flow magnitude", "↑", "video", "raft", lambda flow: float(sum(flow["mean"]) / len(flow["mean"])),
+    "flow_magnitude", "Flow magnitude", "↑", "video", "raft", lambda f: float(sum(f["mean"]) / len(f["mean"])),
     "flow magnitude is RAFT's mean flow between consecutive frames, in pixels per frame (0 = a still video)",
     unit="pixels per frame", switch="dynamic_degree",
 ))
@@ -256,6 +284,6 @@ register_evaluator(Evaluator(
 ))
 register_metric(Metric(
     "aesthetic_quality", "Aesthetic quality", "↑", "video", "aesthetic", vbench.aesthetic_quality,
-    "aesthetic quality is VBench's: 100 x the mean over frames of LAION's aesthetic score / 10 (the linear head "
-    "on CLIP ViT-L/14 image embeddings)", unit="x 100", switch="aesthetic_quality",
+    "aesthetic quality is VBench's, on every video: 100 x the mean over frames of LAION's aesthetic score / 10 (the "
+    "linear head on CLIP ViT-L/14 image embeddings of the frames resized bicubic to 224 and centre-cut)", unit="x 100", switch="aesthetic_quality",
 ))

@@ -138,21 +138,24 @@ def create_tiny_sam(out_dir: str | Path, seed: int = 0) -> None:
     write_marker(out_dir, {"kind": "tiny", "seed": seed})
 
 
-def create_tiny_clip(out_dir: str | Path, seed: int = 0) -> None:
-    """A tiny open_clip model in open_clip's ``local-dir:`` layout (config + safetensors)."""
+def create_tiny_clip(out_dir: str | Path, seed: int = 0, image_size: int | None = None) -> None:
+    """A tiny open_clip model in open_clip's ``local-dir:`` layout (config + safetensors), at
+    ``image_size`` (ViT-L/14's 224, for code that resizes to it) instead of TINY_CLIP's 32."""
     import open_clip
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = open_clip.CLIP(**TINY_CLIP)
+    config = TINY_CLIP if image_size is None else {
+        **TINY_CLIP, "vision_cfg": {**TINY_CLIP["vision_cfg"], "image_size": image_size, "patch_size": 32}}
+    model = open_clip.CLIP(**config)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, out_dir / CLIP_WEIGHTS_FILE)
-    preprocess = {"size": TINY_CLIP["vision_cfg"]["image_size"],
+    preprocess = {"size": config["vision_cfg"]["image_size"],
                   "mean": list(open_clip.OPENAI_DATASET_MEAN), "std": list(open_clip.OPENAI_DATASET_STD)}
     (out_dir / CLIP_CONFIG_FILE).write_text(
-        json.dumps({"model_cfg": TINY_CLIP, "preprocess_cfg": preprocess}, indent=2)
+        json.dumps({"model_cfg": config, "preprocess_cfg": preprocess}, indent=2)
     )
     write_marker(out_dir, {"kind": "tiny", "seed": seed})
 
