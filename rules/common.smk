@@ -15,6 +15,7 @@ from t2v_core.metrics.registry import (
     chosen_readings,
     evaluators_for,
     get_evaluator,
+    left_out,
     metrics,
     switched_on,
 )
@@ -108,6 +109,12 @@ def report_notes():
             if m.in_tables and switched_on(m, config["evaluation"]["metrics"])
         ]
         notes.append(f"{get_evaluator(name).description}: " + "; ".join(defined) + ".")
+    absent = left_out(config["evaluation"]["metrics"])
+    if absent:
+        notes.append(
+            "Columns this run leaves out (evaluation.metrics does not list them; a world without "
+            "their models, such as the toy one, cannot compute them): " + "; ".join(absent) + "."
+        )
     for name, training in TRAININGS.items():
         loop = training.loop_settings(finetune_settings(name))
         notes.append(

@@ -11,7 +11,7 @@ import yaml
 from t2v_core.config import ConfigError, validate_config
 from t2v_core.data.sources import data_source_names
 from t2v_core.methods import get_method, method_names, trainings
-from t2v_core.metrics.registry import evaluators_for, get_evaluator, metrics, table_metrics
+from t2v_core.metrics.registry import evaluators_for, get_evaluator, metric_switches, metrics, table_metrics
 from t2v_core.models.prepare import model_source_names
 
 from conftest import REPO
@@ -172,3 +172,14 @@ def test_the_schemas_metric_switches_are_the_registrys():
     assert key["items"]["enum"] == metric_switches()
     on = {m.name for m in metrics() if m.switch and switched_on(m, ["dynamic_degree"])}
     assert on == {"dynamic_degree", "flow_magnitude"}
+
+
+def test_the_captions_name_the_columns_a_run_leaves_out_and_what_they_need():
+    from t2v_core.metrics.registry import left_out
+
+    demo = validate_config(yaml.safe_load((REPO / "config" / "demo.yaml").read_text()))
+    absent = left_out(demo["evaluation"]["metrics"])
+    assert "Temporal flickering (static videos) (evaluation.metrics: temporal_flickering; needs models.raft)" in absent
+    assert "Warping error (evaluation.metrics: warping_error; needs models.raft)" in absent
+    assert not any(line.startswith(("Frame steadiness", "Subject consistency (CLIP")) for line in absent)
+    assert left_out(metric_switches()) == []

@@ -91,14 +91,15 @@ def test_missing_folder_or_weights_name_the_path(tmp_path, kind):
 def served_model(kind):
     """A model of ``kind``'s real class with seeded random weights (for DINO: the tiny
     architecture, which the test gives the download in place of ViT-B/16)."""
-    from timm.models.vision_transformer import VisionTransformer
     from torchvision.models.optical_flow import raft_small
 
+    from t2v_core.models.dino import DinoVisionTransformer
+
     torch.manual_seed(3)
-    if kind == "dino":
+    if kind == "dino":  # the keys of DINO's checkpoints, in the class they are read into
         config = dict(TINY_DINO)
         image_size = config.pop("image_size")
-        return VisionTransformer(**config, img_size=image_size, dynamic_img_size=True)
+        return DinoVisionTransformer(**config, img_size=image_size, dynamic_img_size=True)
     if kind == "raft":
         return raft_small(weights=None)
     return torch.nn.Linear(prepare.AESTHETIC_CONFIG["in_features"], 1)
@@ -191,3 +192,27 @@ def test_prepare_models_logs_the_pin_of_a_download(http_server, tmp_path, caplog
         prepare_model("aesthetic", tmp_path / "aesthetic",
                       {"source": "download", "aesthetic": {"url": url, "sha256": digest}})
     assert f"aesthetic: {url}, sha256 {digest}" in caplog.text
+
+
+def test_dino_interpolates_positions_as_dinos_code(tmp_path):
+    """DINO's interpolate_pos_encoding (which VBench runs): bicubic by the scale factors
+    ((rows + 0.1) / 14, (cols + 0.1) / 14), not timm's resampling to a size; a non-square image
+    whose whole patches make the trained grid is still resampled (by 14.1 / 14), a square one is
+    not."""
+    import torch.nn.functional as F
+    from timm.layers import resample_abs_pos_embed
+
+    from t2v_core.models.dino import dino_position_embedding
+
+    torch.manual_seed(0)
+    pos_embed = torch.randn(1, 1 + 14 * 14, 6)
+    ours = dino_position_embedding(pos_embed, 14, 22, square_image=False)
+    grid = pos_embed[:, 1:].reshape(1, 14, 14, 6).permute(0, 3, 1, 2)
+    by_hand = F.interpolate(grid, scale_factor=(14.1 / 14, 22.1 / 14), mode="bicubic")
+    assert by_hand.shape[-2:] == (14, 22)
+    torch.testing.assert_close(ours[:, 1:], by_hand.permute(0, 2, 3, 1).reshape(1, -1, 6))
+    torch.testing.assert_close(ours[:, :1], pos_embed[:, :1])
+    timm = resample_abs_pos_embed(pos_embed, new_size=(14, 22), old_size=(14, 14), num_prefix_tokens=1)
+    assert (timm - ours).abs().max() > 0.1
+    assert torch.equal(dino_position_embedding(pos_embed, 14, 14, square_image=True), pos_embed)
+    assert not torch.equal(dino_position_embedding(pos_embed, 14, 14, square_image=False), pos_embed)

@@ -152,15 +152,14 @@ def test_dynamic_degree_is_vbenchs_at_8_and_24_fps(oracle, videos, tiny_model_di
 
 
 def test_subject_consistency_is_vbenchs(oracle, videos, tiny_model_dir):
-    """Our DINO input (the frames resized as floats, read as the patches that fit) is the one
-    VBench's dino_transform gives the model, and our score is its loop's on the decoded files;
-    the model handed to VBench is ours reading the whole patches, as DINO's stride-16 patch
-    convolution reads them. (The tiny random DINO's features hardly change between frames, so
-    its scores alone would not show a preprocessing error: its inputs are compared too.)"""
+    """Our DINO input (the frames resized as floats) is the one VBench's dino_transform gives the
+    model, and our score is its loop's on the decoded files, with our DINO (which reads the
+    whole patches and interpolates positions as DINO's code) handed to VBench. The tiny random
+    DINO's features hardly change between frames, so its scores alone would not show a
+    preprocessing error: the inputs are compared too."""
     from t2v_core.models.loading import load_dino
 
     model, _ = load_dino(tiny_model_dir / "dino")
-    patch = model.patch_embed.patch_size[0]
     paths = list(videos)
     frames = {i: read_video(p) for i, p in enumerate(paths)}
     ours = vbench.dino_features("a prompt", frames, {"dino": tiny_model_dir / "dino"})
@@ -168,7 +167,7 @@ def test_subject_consistency_is_vbenchs(oracle, videos, tiny_model_dir):
 
     def dino(x):
         seen.append(x)
-        return model(vbench.whole_patches(x, patch))
+        return model(x)
 
     _, theirs = oracle.subject.subject_consistency(dino, paths, "cpu", read_frame=False)
     for i, result in enumerate(theirs):

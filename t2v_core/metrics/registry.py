@@ -163,6 +163,18 @@ def switched_on(metric: Metric, chosen=()) -> bool:
     return not metric.switch or metric.switch in chosen
 
 
+def left_out(chosen) -> list[str]:
+    """For a report's captions: the table metrics that ``evaluation.metrics`` (``chosen``) does not
+    switch on, each with the models it would need (the reason a world without them leaves it out)."""
+    lines = []
+    for switch in [s for s in metric_switches() if s not in chosen]:
+        for metric in [m for m in metrics() if m.switch == switch and m.in_tables]:
+            models = get_evaluator(metric.evaluator).models
+            needs = ", ".join(f"models.{kind}" for kind in models) if models else "no model"
+            lines.append(f"{metric.heading} (evaluation.metrics: {switch}; needs {needs})")
+    return lines
+
+
 def _any_switched_on(evaluator: str):
     """``applies`` of an evaluator that runs only for its switched-on metrics."""
     return lambda config: any(switched_on(m, config["evaluation"]["metrics"]) for m in metrics(evaluator))

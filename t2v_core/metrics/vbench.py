@@ -76,14 +76,6 @@ def clip_input(frames: np.ndarray, size: int):
     return normalize(x, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
 
 
-def whole_patches(x, patch: int):
-    """Images (N, C, H, W) cut to the patches that fit (top-left kept), as DINO's patch
-    embedding (a convolution of stride ``patch``) reads them in VBench: a 320x512 frame resized
-    to 224x358 is read as 224x352 by a ViT-B/16 (22 patches across), nothing padded."""
-    height, width = x.shape[-2:]
-    return x[..., : height - height % patch, : width - width % patch]
-
-
 def dino_features(prompt: str, videos: dict, model_dirs: dict, device="cpu", batch_size: int = 32) -> dict:
     """Per seed: the DINO CLS features (F, D) of the video's frames."""
     import torch
@@ -91,11 +83,10 @@ def dino_features(prompt: str, videos: dict, model_dirs: dict, device="cpu", bat
     from ..models.loading import load_dino
 
     model, _ = load_dino(model_dirs["dino"], device)
-    patch = model.patch_embed.patch_size[0]
     out = {}
     with torch.no_grad():
         for seed, frames in sorted(videos.items()):
-            x = whole_patches(dino_input(frames), patch)
+            x = dino_input(frames)
             out[seed] = torch.cat([model(x[i:i + batch_size].to(device)).float().cpu()
                                    for i in range(0, len(x), batch_size)]).double().numpy()
     return out

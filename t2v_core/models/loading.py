@@ -70,17 +70,17 @@ def load_sam(model_dir: str | Path, device="cpu"):
 
 
 def load_dino(model_dir: str | Path, device="cpu"):
-    """(model, image size) of a DINO ViT backbone: timm's ``VisionTransformer``, whose keys are
-    those of DINO's checkpoints. ``model(x)`` maps images (N, 3, H, W), normalised with
-    ImageNet's mean and std, to their CLS features (N, embed_dim); any H and W that are
-    multiples of the patch size work (position embeddings interpolated from ``image size``,
-    the size DINO was trained at)."""
-    from timm.models.vision_transformer import VisionTransformer
+    """(model, image size) of a DINO ViT backbone: :class:`~.dino.DinoVisionTransformer`
+    (timm's ``VisionTransformer``, whose keys are those of DINO's checkpoints, reading images as
+    DINO's code does). ``model(x)`` maps images (N, 3, H, W) of any size, normalised with
+    ImageNet's mean and std, to their CLS features (N, embed_dim); position embeddings
+    interpolated from ``image size``, the size DINO was trained at."""
+    from .dino import DinoVisionTransformer
 
     model_dir = Path(model_dir)
     config = _config(model_dir, DINO_CONFIG_FILE, "DINO")
     image_size = config.pop("image_size")
-    model = VisionTransformer(**config, img_size=image_size, dynamic_img_size=True)
+    model = DinoVisionTransformer(**config, img_size=image_size, dynamic_img_size=True)
     model.load_state_dict(_state_dict(model_dir, DINO_SAFETENSORS_FILE, DINO_WEIGHTS_FILE, "DINO"))
     return model.to(device).eval(), image_size
 
