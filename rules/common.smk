@@ -113,7 +113,9 @@ def report_notes():
     if absent:
         notes.append(
             "Columns this run leaves out (evaluation.metrics does not list them; a world without "
-            "their models, such as the toy one, cannot compute them): " + "; ".join(absent) + "."
+            "their models, such as the toy one, cannot compute them): "
+            + "; ".join(absent)
+            + "."
         )
     for name, training in TRAININGS.items():
         loop = training.loop_settings(finetune_settings(name))
@@ -299,7 +301,8 @@ def disk_stages():
 def get_kept_products():
     """Everything a run makes that a user keeps, which the target "all" asks for: one that
     goes missing (deleted, or removed by a forced re-run that was killed) is made again, and
-    then only what depends on it. The final outputs (tables, plots, grids) come besides."""
+    then only what depends on it. The final outputs (tables, plots, grids) come besides.
+    """
     products = [f"{MODELS}/{kind}" for kind in used_model_kinds()]
     if TRAININGS:
         products += [f"{DATA}/train/{motion}" for motion in MOTIONS]
