@@ -218,3 +218,18 @@ def test_warping_error_through_raft(tiny_model_dir):
     assert features["pair_warping"][1] == pytest.approx(expected, rel=1e-4)
     assert get_metric("warping_error").compute(features) == pytest.approx(1000 * np.mean(features["pair_warping"]))
     assert set(features) == {"height", "width", "pair_warping"}  # only the flows asked for
+
+
+def test_the_evaluation_gives_the_flow_evaluator_the_frame_rate_and_its_metrics(tiny_model_dir):
+    """evaluate_prompt passes the videos' fps (the rule's video.fps) and the switched-on flow
+    metrics: at 24 fps dynamic degree reads frames 0, 3, 6 and 9 of 10; only its flows are made."""
+    from t2v_core.metrics.evaluate import evaluate_prompt
+
+    video = np.random.default_rng(6).integers(0, 256, (10, 128, 128, 3), dtype=np.uint8)
+    for fps, pairs in ((24, 3), (8, 9)):
+        features = {}
+        table = evaluate_prompt(["raft"], "a prompt", {0: video}, {"raft": tiny_model_dir / "raft"},
+                                features_out=features, chosen=["dynamic_degree"], fps=fps)
+        assert len(features["raft"][0]["dynamic_top"]) == pairs
+        assert "static_pairs" not in features["raft"][0] and "pair_warping" not in features["raft"][0]
+        assert list(table.columns) == ["seed", "dynamic_degree", "flow_magnitude"]
