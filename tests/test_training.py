@@ -466,3 +466,12 @@ def test_the_paper_config_trains_motionlora_with_animatediffs_data_settings():
     settings_ = get_training("motionlora").loop_settings(config["finetune"])
     assert (settings_["frame_stride"], settings_["empty_caption_ratio"]) == (4, 0.1)
     assert "frame_stride" not in get_training("lamp").loop_settings(config["finetune"])
+
+
+def test_a_stride_capped_by_a_short_clip_is_logged(caplog):
+    from t2v_core.training.loop import log_capped_strides
+
+    caplog.set_level("INFO", logger="t2v_core")
+    log_capped_strides({"long.mp4": 61, "short.mp4": 60}, 16, 4)
+    assert "short.mp4: 60 frames, fewer than the 61 that 16 frames every 4-th span" in caplog.text
+    assert "long.mp4" not in caplog.text

@@ -76,6 +76,17 @@ def autocast_settings(mixed_precision: str, device, bf16_supported: bool | None 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def log_capped_strides(clip_frames: dict, window: int, stride: int) -> None:
+    """Say which clips (path -> frames) are shorter than ``window`` frames every ``stride``-th
+    span: their windows spread over the whole clip instead."""
+    wanted = (window - 1) * stride + 1
+    for path, frames in clip_frames.items():
+        if window_span(frames, window, stride) < wanted:
+            log.info("%s: %d frames, fewer than the %d that %d frames every %d-th span: its windows of %d frames "
+                     "spread evenly over the whole clip (AnimateDiff's stride capped by the clip)",
+                     path, frames, wanted, window, stride, window)
+
+
 def window_span(clip_frames: int, window: int, stride: int) -> int:
     """How many of a clip's frames a training window of ``window`` frames every ``stride``-th
     spans: (window - 1) x stride + 1, capped by the clip's length (AnimateDiff's clip_length)."""
@@ -152,11 +163,8 @@ def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: Trainin
     # fp16 gradients of fp32 parameters need loss scaling; bf16 and fp32 do not.
     scaler = torch.amp.GradScaler(device_type, enabled=use_autocast and autocast_dtype == torch.float16)
     total = settings["steps"]
-    stride = settings.get("frame_stride", 1)
-    for path, clip in zip(data.clip_paths, data.latents):
-        if window_span(clip.shape[2], num_frames, stride) < (num_frames - 1) * stride + 1:
-            log.info("%s: %d frames, fewer than %d frames every %d-th needs: its windows spread evenly over the "
-                     "whole clip", path, clip.shape[2], num_frames, stride)
+    log_capped_strides({path: clip.shape[2] for path, clip in zip(data.clip_paths, data.latents)}, num_frames,
+                       settings.get("frame_stride", 1))
     bar = tqdm(range(start, total), initial=start, total=total, desc=desc)
     for step in bar:
         x0, (weights, noise_weights), texts, index = _training_batch(
