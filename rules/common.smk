@@ -113,7 +113,7 @@ def report_notes():
     if absent:
         notes.append(
             "Columns this run leaves out (evaluation.metrics does not list them; a world without "
-            "their models, such as the toy one, cannot compute them): "
+            "their models cannot compute them): "
             + "; ".join(absent)
             + "."
         )
