@@ -252,6 +252,8 @@ def test_an_unusable_clip_or_first_frame_stops_the_run_before_any_fine_tuning(tm
     assert "a_red_horse_runs_in_the_sky" in result.stderr
     assert "is 640x640 (WxH), whose aspect ratio differs from the video's 512x320" in result.stderr
     assert not (workdir / "results" / "rehearsal_square" / "logs" / "finetune").exists()
-    # the data stage first: no model was prepared before the first frames were checked
+    # the data stage first: no model was prepared before the first frames were checked (the data
+    # rules share a priority, so which of them starts first is Snakemake's choice)
     started = re.findall(r"^(?:local)?rule (\w+):", result.stderr, re.M)
-    assert started[0] == "prepare_first_frame" and "prepare_models" not in started, started
+    assert started[0] in ("prepare_first_frame", "prepare_clips") and "prepare_first_frame" in started, started
+    assert "prepare_models" not in started, started
