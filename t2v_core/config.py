@@ -29,8 +29,31 @@ def register_config_check(check: Callable[[dict], list[str]]) -> None:
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    """The schema the workflow validates against: ``path``'s experiment-level keys with the
+    registries' declarations put in (:func:`assemble_schema`)."""
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return assemble_schema(yaml.safe_load(handle))
+
+
+def assemble_schema(schema: dict) -> dict:
+    """``schema`` with what the registries (plugins included) declare: the names ``methods`` may
+    list and its default, each method's block ``sampling.<name>``, each fine-tuned model's
+    ``finetune.<name>``, the metric switches of ``evaluation.metrics``."""
+    from .methods import GROUPS, default_methods, get_method, method_names, trainings
+    from .metrics.registry import metric_switches
+    from .settings import block
+
+    schema = deepcopy(schema)
+    top = schema["properties"]
+    top["methods"]["items"]["enum"] = [*method_names(), *GROUPS]
+    top["methods"]["default"] = default_methods()
+    for name in method_names():
+        method = get_method(name)
+        top["sampling"]["properties"][name] = block(method.description, method.settings)
+    for name, training in trainings().items():
+        top["finetune"]["properties"][name] = block(training.description, training.settings)
+    top["evaluation"]["properties"]["metrics"]["items"]["enum"] = metric_switches()
+    return schema
 
 
 def _validator_with_defaults(schema: dict):
@@ -54,6 +77,10 @@ def validate_config(config: dict, source: str = "config", schema: dict | None = 
     All problems are reported at once; each names the offending key path and value.
     """
     config = deepcopy(config or {})
+    if isinstance(config.get("methods"), list):
+        from .methods import expand_groups
+
+        config["methods"] = expand_groups(config["methods"])
     validator = _validator_with_defaults(schema or load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -157,6 +184,17 @@ def _registry_problems(config: dict) -> list[str]:
     return problems
 
 
+def main(argv=None) -> None:
+    """``python -m t2v_core.config schema``: print the assembled schema (YAML)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m t2v_core.config", description=main.__doc__)
+    parser.add_argument("what", choices=["schema"])
+    parser.parse_args(argv)
+    yaml.safe_dump(load_schema(), sys.stdout, sort_keys=False, width=100, allow_unicode=True)
+
+
 def load_config(path: str | Path) -> dict:
     """Read a YAML config file and validate it (see :func:`validate_config`)."""
     path = Path(path)
@@ -166,3 +204,7 @@ def load_config(path: str | Path) -> dict:
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
     return validate_config(raw, source=str(path))
+
+
+if __name__ == "__main__":
+    main()

@@ -2,10 +2,12 @@
 method) and read by the rules, the sampling job, the tables and the report.
 
 Every module of this package that has a ``METHODS`` tuple is found and its methods registered,
-module by module in name order; plugins register theirs with :func:`register_method`. Adding a
-sampling-only method is therefore: a module here with a :class:`Method` subclass (``load``,
-``sample``) and ``METHODS = (its instance,)``, its settings block ``sampling.<name>`` and its
-name in ``methods`` (enum and default) in config/schema.yaml, and its tests.
+the study's in the order of its table (:data:`TABLE_ORDER`), any other module after them in name
+order; plugins register theirs with :func:`register_method`. Adding a sampling-only method is
+therefore a module (here or in a plugin) with a :class:`Method` subclass (``load``, ``sample``),
+its settings (:attr:`Method.settings`, the schema's block ``sampling.<name>``) and
+``METHODS = (its instance,)``, and its tests: the schema's ``methods`` and ``sampling`` come
+from the registry.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ METHODS = Registry("method")
 
 def register_method(method: Method) -> None:
     """Register ``method``; a fine-tuned model it shares with a registered method must be the same one."""
+    if method.name in GROUPS:
+        raise ValueError(f"method {method.name!r}: the name stands for a group of methods in the config")
     training = method.training
     for other in METHODS.registered():
         if training is not None and other.training is not None and other.training.name == training.name \
@@ -30,14 +34,35 @@ def register_method(method: Method) -> None:
     METHODS.register(method)
 
 
-for _module in pkgutil.iter_modules(__path__):
-    for _method in getattr(importlib.import_module(f"{__name__}.{_module.name}"), "METHODS", ()):
+#: The modules of the study's methods, in the order of its table's rows (the default ``methods``).
+TABLE_ORDER = ("text2video_zero", "lamp", "ours", "per_frame_t2i", "animatediff")
+#: Words of ``methods`` that stand for several: every registered method that is not a variant,
+#: and every variant (config/variants.yaml: ``methods: [study, variants]``).
+GROUPS = ("study", "variants")
+
+_modules = sorted((m.name for m in pkgutil.iter_modules(__path__)),
+                  key=lambda name: (TABLE_ORDER.index(name) if name in TABLE_ORDER else len(TABLE_ORDER), name))
+for _module in _modules:
+    for _method in getattr(importlib.import_module(f"{__name__}.{_module}"), "METHODS", ()):
         register_method(_method)
 
 
 def method_names() -> list[str]:
     """Every registered method: the built-in ones by module name, then the plugins'."""
     return METHODS.names()
+
+
+def default_methods() -> list[str]:
+    """The default ``methods``: every registered method that is not a variant, in table order."""
+    return [name for name in method_names() if not get_method(name).variant]
+
+
+def expand_groups(names: list[str]) -> list[str]:
+    """``methods`` with its group words replaced by their methods (each method once, in order)."""
+    groups = {"study": default_methods(),
+              "variants": [name for name in method_names() if get_method(name).variant]}
+    expanded = [member for name in names for member in groups.get(name, [name])]
+    return list(dict.fromkeys(expanded))
 
 
 def get_method(name: str) -> Method:

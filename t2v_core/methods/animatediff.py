@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..settings import properties
 from .base import Method, Training
 
 #: The modules that get MotionLoRA: the query, key, value and output projections of the
@@ -122,17 +123,79 @@ class AnimateDiff(Method):
 
 MOTIONLORA_TRAINING = MotionLoraTraining(
     "motionlora", "a LoRA on AnimateDiff's motion modules (MotionLoRA), plain diffusion loss on all frames",
-    models=("base", "motion_adapter"))
+    models=("base", "motion_adapter"), settings=properties("""\
+rank:
+  type: integer
+  minimum: 1
+  default: 64
+  description: >-
+    LoRA rank; 64 is the rank of the released MotionLoRA checkpoints (19M parameters,
+    74 MB, in AnimateDiff's README). Its update is added at scale 1 (lora_alpha = rank),
+    as AnimateDiff adds it.
+learning_rate:
+  type: number
+  exclusiveMinimum: 0
+  default: 1.0e-4
+  description: AdamW learning rate (AnimateDiff's configs/training/v1/training.yaml), constant.
+steps:
+  type: integer
+  minimum: 1
+  default: 2000
+  description: Optimisation steps per motion (the paper's 2,000 iterations).
+batch_size:
+  type: integer
+  minimum: 1
+  default: 4
+  description: Clips per step (train_batch_size of AnimateDiff's training config).
+random_flip:
+  type: boolean
+  default: false
+  description: >-
+    Random horizontal flip of training clips. Off, unlike AnimateDiff's dataset (its
+    RandomHorizontalFlip flips whole clips): a flip turns "moves right" into "moves
+    left", and the motions of this study have a direction.
+frame_stride:
+  type: integer
+  minimum: 1
+  default: 4
+  description: >-
+    A training window takes every frame_stride-th frame of its clip (sample_stride of
+    AnimateDiff's training config). A clip shorter than the (num_frames - 1) x stride + 1
+    frames this needs gives windows spread evenly over all its frames, as AnimateDiff's
+    dataset does; the job's log names such clips.
+empty_caption_ratio:
+  type: number
+  minimum: 0
+  maximum: 1
+  default: 0.1
+  description: >-
+    Share of training windows whose caption is left empty, which keeps the
+    unconditional prediction that classifier-free guidance needs
+    (cfg_random_null_text_ratio of AnimateDiff's training config).
+beta_schedule: {$ref: "#/definitions/beta_schedule", default: linear}
+"""))
+#: sampling.animatediff (and, with the LoRA's scale, sampling.animatediff_motionlora).
+ANIMATEDIFF_SAMPLING = properties("""\
+guidance_scale: {$ref: "#/definitions/guidance_scale", default: 7.5}
+beta_schedule: {$ref: "#/definitions/beta_schedule", default: linear}
+""")
 _ADAPTER_NOTE = ("the motion adapter (models.motion_adapter; guoyww/animatediff-motion-adapter-v1-5-2 in the paper "
                  "config) was trained with SD-1.5 and runs here on the study's base model (SD-1.4)")
 ANIMATEDIFF = AnimateDiff(
     "animatediff", "AnimateDiff", "zero-shot: the base model plus a pretrained motion adapter (diffusers' pipeline)",
-    models=("base", "motion_adapter"), deviation=f"AnimateDiff: {_ADAPTER_NOTE}")
+    models=("base", "motion_adapter"), deviation=f"AnimateDiff: {_ADAPTER_NOTE}", settings=ANIMATEDIFF_SAMPLING)
 ANIMATEDIFF_MOTIONLORA = AnimateDiff(
     "animatediff_motionlora", "AnimateDiff + MotionLoRA",
     "AnimateDiff with a MotionLoRA fine-tuned per motion on the few-shot clips",
     models=("base", "motion_adapter"), training=MOTIONLORA_TRAINING,
     deviation="AnimateDiff + MotionLoRA: as AnimateDiff; MotionLoRA's training code was not released, its "
-              "settings are the paper's (2,000 steps) and those of AnimateDiff's motion-module training")
+              "settings are the paper's (2,000 steps) and those of AnimateDiff's motion-module training",
+    settings={**ANIMATEDIFF_SAMPLING, **properties("""\
+lora_scale:
+  type: number
+  minimum: 0
+  default: 1.0
+  description: Scale of the MotionLoRA's update (AnimateDiff's inference configs use alpha 1.0).
+""")})
 
 METHODS = (ANIMATEDIFF, ANIMATEDIFF_MOTIONLORA)

@@ -31,7 +31,7 @@ FIRST_FRAME_MODES = ("latents", "noise", None)
 @dataclass(frozen=True)
 class Training:
     """A fine-tuned model, one per motion, in ``finetune/<name>/<motion>/adapter``, with the
-    settings block ``finetune.<name>``. This base class is LAMP's: a :class:`TemporalAdapter`
+    settings block ``finetune.<name>`` (declared by :attr:`settings`). This base class is LAMP's: a :class:`TemporalAdapter`
     (the block's ``init``) trained first-frame conditioned with the common settings."""
 
     name: str
@@ -43,6 +43,8 @@ class Training:
 
     #: The weighted loss divided by the mean weight (see training.loop.masked_diffusion_loss).
     normalised_loss: bool = False
+    #: Its settings block ``finetune.<name>``: the schema's properties (t2v_core.settings).
+    settings: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def loss_weighting(self, settings: dict):
         """Per-pixel loss weights from a clip window's masks (see training.loop.LossWeighting),
@@ -127,7 +129,7 @@ class Method:
     A subclass implements :meth:`load` (the models, once per job) and :meth:`sample` (one
     video); :meth:`sample_videos` is the job: every seed of every prompt of one motion, written
     as mp4 + GIF.
-    Its settings are the block ``sampling.<name>`` of the config (config/schema.yaml).
+    Its settings are the block ``sampling.<name>`` of the config, declared by :attr:`settings`.
     """
 
     name: str
@@ -144,6 +146,8 @@ class Method:
     #: Another reading of a method where its paper is silent: not in the default ``methods``
     #: (config/variants.yaml adds every variant to a run).
     variant: bool = False
+    #: Its settings block ``sampling.<name>``: the schema's properties (t2v_core.settings).
+    settings: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
         if self.first_frame not in FIRST_FRAME_MODES:

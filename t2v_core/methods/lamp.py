@@ -5,7 +5,50 @@ frame's histogram matched to the first frame's (``sampling.<method>.histogram_ma
 
 from __future__ import annotations
 
+from ..settings import properties
 from .base import Method, Training
+
+#: finetune.<name>.init of LAMP's and Ours' temporal modules.
+TEMPORAL_INIT = properties("""\
+init:
+  type: string
+  enum: [reference, identity]
+  default: reference
+  description: >-
+    reference = LAMP's init (temporal attention output bias left at PyTorch's
+    default, so the untrained video model differs from the image model);
+    identity = that bias zeroed too, so the untrained video model equals the image
+    model frame by frame (first-frame attention aside).
+""")
+#: sampling.lamp (and, changed, Ours' modes).
+VIDEO_SAMPLING = properties("""\
+guidance_scale: {$ref: "#/definitions/guidance_scale", default: 12.5}
+shared_noise_alpha:
+  type: number
+  minimum: 0
+  maximum: 1
+  default: 0.2
+  description: Weight of frame 1's noise in every frame's initial noise.
+adain:
+  type: boolean
+  default: true
+  description: LAMP's AdaIN of the frames' latent statistics towards frames 1 and 2.
+adain_late_fraction:
+  type: number
+  minimum: 0
+  maximum: 1
+  default: 0.62
+  description: >-
+    Fraction of the loop after which frame 2 is also matched to frame 1 (LAMP: step
+    index 31 of 50).
+histogram_matching:
+  type: boolean
+  default: true
+  description: >-
+    After sampling, match every frame's per-channel histogram to the first frame's
+    in pixel space, as LAMP's inference script does (on for LAMP, as its reference;
+    off for Ours, whose poster does not say).
+""")
 
 
 class AdapterMethod(Method):
@@ -42,9 +85,11 @@ class AdapterMethod(Method):
                 for frames in videos]
 
 
-LAMP_TRAINING = Training("lamp", "LAMP's temporal modules, first-frame conditioned, plain diffusion loss on frames 2..F")
+LAMP_TRAINING = Training("lamp", "LAMP's temporal modules, first-frame conditioned, plain diffusion loss on frames 2..F",
+                         settings=TEMPORAL_INIT)
 LAMP = AdapterMethod(
     "lamp", "LAMP", "few-shot tuned temporal modules, first frame given (LAMP's reference recipe)",
-    poster={"alignment": 29.01, "consistency": 98.12, "diversity": 86.51}, first_frame="latents", training=LAMP_TRAINING)
+    poster={"alignment": 29.01, "consistency": 98.12, "diversity": 86.51}, first_frame="latents", training=LAMP_TRAINING,
+    settings=VIDEO_SAMPLING)
 
 METHODS = (LAMP,)

@@ -12,8 +12,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..settings import changed, properties
 from .base import Training
-from .lamp import AdapterMethod
+from .lamp import TEMPORAL_INIT, VIDEO_SAMPLING, AdapterMethod
+
+#: finetune.<name> of the mask-weighted models (Ours and its normalised variant).
+MASK_WEIGHTS = {**TEMPORAL_INIT, **properties("""\
+foreground_weight:
+  type: number
+  minimum: 0
+  default: 2.0
+  description: Loss weight of latent pixels inside the SAM foreground mask.
+background_weight:
+  type: number
+  minimum: 0
+  default: 1.0
+  description: Loss weight of the other latent pixels.
+""")}
+#: sampling.<mode> of Ours' modes: LAMP's, without its histogram matching (the poster does not say).
+OURS_SAMPLING = changed(VIDEO_SAMPLING, histogram_matching={"default": False})
 
 
 @dataclass(frozen=True)
@@ -47,22 +64,24 @@ class ForegroundNoiseTraining(Training):
 
 
 OURS_TRAINING = MaskWeightedTraining(
-    "ours", "LAMP's temporal modules with the diffusion loss weighted by SAM foreground masks", needs_masks=True)
+    "ours", "LAMP's temporal modules with the diffusion loss weighted by SAM foreground masks", needs_masks=True,
+    settings=MASK_WEIGHTS)
 OURS_NORMALISED = MaskWeightedTraining(
     "ours_normalised", "as ours, the weighted loss divided by the mean weight", needs_masks=True,
-    normalised_loss=True)
+    normalised_loss=True, settings=MASK_WEIGHTS)
 OURS_FG_LOSS = ForegroundLossTraining(
-    "ours_fg_loss", "LAMP's temporal modules with the diffusion loss on the SAM foreground only", needs_masks=True)
+    "ours_fg_loss", "LAMP's temporal modules with the diffusion loss on the SAM foreground only", needs_masks=True,
+    settings=TEMPORAL_INIT)
 OURS_FG_NOISE = ForegroundNoiseTraining(
     "ours_fg_noised", "LAMP's temporal modules trained with noise added to the SAM foreground only",
-    needs_masks=True)
+    needs_masks=True, settings=TEMPORAL_INIT)
 
 
 def ours_mode(name: str, label: str, first_frame: str, description: str, poster: dict, deviation: str = "",
-              training: Training = OURS_TRAINING, variant: bool = False):
+              training: Training = OURS_TRAINING, variant: bool = False, settings: dict = OURS_SAMPLING):
     """One of the two sampling modes of one of Ours' fine-tuned models."""
     return AdapterMethod(name=name, label=label, description=description, poster=poster, first_frame=first_frame,
-                         training=training, deviation=deviation, variant=variant)
+                         training=training, deviation=deviation, variant=variant, settings=settings)
 
 
 OURS_NOISE = ours_mode(
@@ -76,7 +95,8 @@ OURS_LATENTS = ours_mode(
 
 OURS_NOISE_NO_ADAIN = ours_mode(
     "ours_noise_no_adain", "Ours (Noise, no AdaIN)", "noise",
-    "Ours (Noise) without LAMP's AdaIN (the first frame it pulls towards is itself still noise)", {}, variant=True)
+    "Ours (Noise) without LAMP's AdaIN (the first frame it pulls towards is itself still noise)", {}, variant=True,
+    settings=changed(OURS_SAMPLING, adain={"default": False, "description": "LAMP's AdaIN (off in this variant)."}))
 
 def variant_modes(training: Training, label: str) -> tuple[AdapterMethod, AdapterMethod]:
     """A variant's fine-tuned model sampled in both modes (Noise, Latents)."""

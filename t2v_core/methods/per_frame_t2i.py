@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..settings import properties
 from .base import Method
 
 
@@ -38,6 +39,7 @@ PER_FRAME_T2I = PerFrameT2I(
     label="Per-frame T2I",
     description="every frame an independent image of the base text-to-image model",
     deviation="the per-frame text-to-image row is an addition (a floor for consistency, a ceiling for diversity)",
+    settings=properties("""guidance_scale: {$ref: "#/definitions/guidance_scale", default: 7.5}"""),
 )
 
 METHODS = (PER_FRAME_T2I,)

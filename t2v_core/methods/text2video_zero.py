@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..settings import properties
 from .base import Method
 
 #: The original's videos: 8 frames, each moved by the motion field's strength (pixels of a 512 grid).
@@ -90,6 +91,56 @@ TEXT2VIDEO_ZERO = Text2VideoZero(
     label="Text2Video-Zero",
     description="zero-shot: warped latents and cross-frame attention (the original's algorithm, our batched pipeline)",
     poster={"alignment": 27.84, "consistency": 94.10, "diversity": 82.26},
+    settings=properties("""\
+implementation:
+  type: string
+  enum: [ours, diffusers]
+  default: ours
+  description: >-
+    ours = this project's pipeline (t2v_core/text2video_zero.py: the original's
+    algorithm, seeds batched, bf16 on GPUs); diffusers = diffusers' deprecated
+    TextToVideoZeroPipeline, one video per call (for cross-checks: on CPUs in float32
+    the two give frames within one uint8 level of each other).
+guidance_scale: {$ref: "#/definitions/guidance_scale", default: 7.5}
+t0:
+  type: integer
+  minimum: 0
+  default: 44
+  description: DDIM step index of the warped latent (of num_inference_steps).
+t1:
+  type: integer
+  minimum: 0
+  default: 47
+  description: DDIM step index the warped latents are re-noised to (t1 > t0).
+motion_field_strength_x:
+  type: number
+  default: 12
+  description: >-
+    Global translation per frame in x, in pixels of a 512-pixel-wide frame whatever
+    the video's size (diffusers' and the original's motion field is a 512x512 grid
+    resized to the latents): 12 moves a frame by 2.3% of its width.
+motion_field_strength_y:
+  type: number
+  default: 12
+  description: Global translation per frame in y (as motion_field_strength_x, of the height).
+motion_field_scaling:
+  type: string
+  enum: [per_frame, per_video]
+  default: per_frame
+  description: >-
+    per_frame = the strengths are each frame's step, as the original's (its 8-frame
+    videos end 7 x 12 / 512 = 16% away; 16 frames end 35% away); per_video = the
+    strengths are scaled by 7 / (num_frames - 1), so that the last frame ends as far
+    away as the original's 8th.
+prompt_suffix:
+  type: string
+  default: ""
+  description: >-
+    Appended to every prompt after ", " (a trailing comma or full stop of the prompt
+    dropped), as the original's code does with "high quality, HD, 8K, trending on
+    artstation, high focus, dramatic lighting"; "" = the prompt as given (diffusers'
+    pipeline). The metrics always score against the prompt as given.
+"""),
 )
 
 METHODS = (TEXT2VIDEO_ZERO,)
