@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from t2v_core.config import ConfigError, validate_config
+from t2v_core.config import ConfigError, load_schema, validate_config
 from t2v_core.data.sources import data_source_names
 from t2v_core.methods import get_method, method_names, trainings
 from t2v_core.metrics.registry import evaluators_for, get_evaluator, metric_switches, metrics, table_metrics
@@ -16,16 +16,19 @@ from t2v_core.models.prepare import model_source_names
 
 from conftest import REPO
 
-SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())["properties"]
+SCHEMA = load_schema()["properties"]
 
 
-def test_schema_lists_exactly_the_registered_methods_and_sources():
+def test_the_schemas_methods_are_the_registrys():
+    """The assembled schema's methods are the registry's (plus the words for groups); the default
+    is every method that is not a variant, and config/variants.yaml adds the variants by word."""
     methods = SCHEMA["methods"]
-    assert sorted(methods["items"]["enum"]) == sorted(method_names())
-    # every method is compared by default but the variants (config/variants.yaml adds those)
-    assert sorted(methods["default"]) == sorted(m for m in method_names() if not get_method(m).variant)
-    variants = yaml.safe_load((REPO / "config" / "variants.yaml").read_text())["methods"]
-    assert variants == methods["default"] + [m for m in method_names() if get_method(m).variant]
+    assert methods["items"]["enum"] == [*method_names(), "study", "variants"]
+    assert methods["default"] == [m for m in method_names() if not get_method(m).variant]
+    demo = validate_config(yaml.safe_load((REPO / "config" / "demo.yaml").read_text()))
+    variants = validate_config({**yaml.safe_load((REPO / "config" / "demo.yaml").read_text()),
+                                **yaml.safe_load((REPO / "config" / "variants.yaml").read_text())})
+    assert variants["methods"] == demo["methods"] + [m for m in method_names() if get_method(m).variant]
     # the default order is the table's: the poster's rows first, then the additions
     assert methods["default"] == ["text2video_zero", "lamp", "ours_noise", "ours_latents", "per_frame_t2i",
                                   "animatediff", "animatediff_motionlora"]
@@ -34,21 +37,31 @@ def test_schema_lists_exactly_the_registered_methods_and_sources():
 
 
 def test_every_method_and_fine_tuned_model_has_its_settings_block():
+    """Each registered method's block sampling.<name> and fine-tuned model's finetune.<name> is in
+    the assembled schema, as declared beside its code, every key with a default and a description."""
+    from t2v_core.settings import check_properties
+
     sampling, finetune = SCHEMA["sampling"]["properties"], SCHEMA["finetune"]["properties"]
     for name in method_names():
         assert sampling[name]["type"] == "object" and sampling[name]["description"], name
+        assert sampling[name]["properties"] == get_method(name).settings
         assert "guidance_scale" in sampling[name]["properties"], name
-    for name in trainings():
+        assert check_properties(f"sampling.{name}", sampling[name]["properties"]) == []
+    for name, training in trainings().items():
         assert finetune[name]["type"] == "object" and finetune[name]["description"], name
+        assert finetune[name]["properties"] == training.settings
+        assert check_properties(f"finetune.{name}", finetune[name]["properties"]) == []
+    assert check_properties("sampling.x", {"a": {"type": "number"}}) == ["sampling.x.a: no default",
+                                                                         "sampling.x.a: no description"]
 
 
-def test_a_method_the_schema_allows_but_nobody_registered_is_named(monkeypatch):
+def test_a_method_nobody_registered_is_named(monkeypatch):
     import t2v_core.methods as registry
 
     config = {"motions": [{"name": "m", "prompts": ["p"]}], "methods": ["lamp", "per_frame_t2i"]}
     validate_config(config)
     monkeypatch.delitem(registry.METHODS._items, "per_frame_t2i")  # put back after the test
-    with pytest.raises(ConfigError, match=r"methods: \['per_frame_t2i'\] allowed by the schema but not registered"):
+    with pytest.raises(ConfigError, match=r"methods.1: 'per_frame_t2i' is not one of"):
         validate_config(config)
 
 

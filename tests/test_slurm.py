@@ -51,7 +51,9 @@ def test_demo_through_the_slurm_profile(workflow_copy, slurm_env):
     assert result.returncode == 0, output[-6000:]
     print(f"demo through SLURM in {time.monotonic() - start:.0f} s")
     table = pd.read_csv(workflow_copy / "results" / "tiny" / "table.csv")
-    methods = yaml.safe_load((workflow_copy / "config" / "schema.yaml").read_text())["properties"]["methods"]["default"]
+    from t2v_core.methods import default_methods
+
+    methods = default_methods()
     assert list(table["method"]) == methods and table["alignment"].notna().all()
     # Every job that is not a local rule ran as a SLURM job: squeue keeps finished jobs
     # (MinJobAge) and the plugin writes one log per SLURM job.
