@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from t2v_core.config import validate_config
+from t2v_core.jobs.finetune import finetune_motion, train
 from t2v_core.methods import get_method, get_training
 from t2v_core.methods.animatediff import LORA_NAME, motion_unet
 from t2v_core.models.loading import load_base_components
@@ -38,8 +39,8 @@ def finetune_settings(config, steps=4, save_dtype="fp32", **motionlora):
 
 
 def motionlora(tiny_model_dir, clips, config, out_dir, checkpoints, save_dtype="fp32", **kwargs):
-    return get_training("motionlora").finetune(
-        load_base_components(tiny_model_dir / "base"), clips, PROMPT, out_dir, checkpoints, VIDEO,
+    return finetune_motion(
+        get_training("motionlora"), load_base_components(tiny_model_dir / "base"), clips, PROMPT, out_dir, checkpoints, VIDEO,
         finetune_settings(config, save_dtype=save_dtype), model_dirs={"motion_adapter": tiny_model_dir / "motion_adapter"},
         **kwargs)
 
@@ -111,10 +112,11 @@ def test_only_the_lora_trains_and_the_base_unet_is_untouched(tiny_model_dir, cli
     reference = motion_unet(parts["unet"], tiny_model_dir / "motion_adapter")
     data = prepare_training_set(parts, clips, PROMPT, VIDEO)
     torch.manual_seed(0)
-    trained, losses, complete = get_training("motionlora").train(
-        parts, {"motion_adapter": tiny_model_dir / "motion_adapter"}, data, VIDEO, finetune_settings(config, steps=2),
+    trainable, losses, complete = train(
+        get_training("motionlora"), parts, {"motion_adapter": tiny_model_dir / "motion_adapter"}, data, VIDEO, finetune_settings(config, steps=2),
         Checkpoints(tiny_model_dir.parent / "unused", "x"), "cpu", None)
     assert complete and len(losses) == 2
+    trained = trainable.module
     trainable = {n for n, p in trained.named_parameters() if p.requires_grad}
     # 7 motion modules x 2 attentions x 4 projections x (A, B)
     assert len(trainable) == 112 and all(".lora_" in n and ".motion_modules." in n for n in trainable)

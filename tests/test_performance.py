@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from t2v_core.jobs.sample import sample_motion
 from t2v_core.methods.base import Method
 from t2v_core.prompts import sample_file
 from t2v_core.runtime import compile_options, sampling_dtype, seed_batch_size
@@ -64,8 +65,8 @@ class SeedColoured(Method):
 def test_a_job_halves_its_seed_batch_when_memory_runs_out(tmp_path):
     method = SeedColoured(max_batch=2)
     video = {"num_frames": 2, "height": 16, "width": 16, "fps": 8}
-    method.sample_videos({}, {"p0": "a prompt"}, [1, 2, 3, 4, 5], video, {"batch_seeds": 5}, tmp_path / "out",
-                         performance={"precision": "bf16"})
+    sample_motion(method, {}, {"p0": "a prompt"}, [1, 2, 3, 4, 5], video, {"batch_seeds": 5}, tmp_path / "out",
+                  performance={"precision": "bf16"})
     assert method.calls[0] == ("load", torch.bfloat16)
     # 5 fails, then 2 + 2 + 1
     assert [n for kind, n in method.calls[1:]] == [5, 2, 2, 1]
@@ -77,8 +78,8 @@ def test_a_job_halves_its_seed_batch_when_memory_runs_out(tmp_path):
 def test_out_of_memory_with_one_video_is_not_hidden(tmp_path):
     method = SeedColoured(max_batch=0)
     with pytest.raises(torch.OutOfMemoryError):
-        method.sample_videos({}, {"p0": "a prompt"}, [1, 2], {"num_frames": 2, "height": 16, "width": 16, "fps": 8},
-                             {"batch_seeds": 2}, tmp_path / "out")
+        sample_motion(method, {}, {"p0": "a prompt"}, [1, 2], {"num_frames": 2, "height": 16, "width": 16, "fps": 8},
+                      {"batch_seeds": 2}, tmp_path / "out")
     assert [n for kind, n in method.calls[1:]] == [2, 1]
     assert not (tmp_path / "out").exists()
 
@@ -106,8 +107,8 @@ def test_the_sampling_job_uses_the_configured_batch_and_compile(tiny_model_dir, 
     video = {"num_frames": 3, "height": 32, "width": 32, "fps": 8}
     first = tmp_path / "first.png"
     Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)).save(first)
-    lamp.sample_videos({"base": tiny_model_dir / "base"}, {"p0": "a red square"}, [0, 1, 2], video, sampling,
-                       tmp_path / "out", adapter_dir=adapter_dir, first_frames={"p0": first},
-                       performance={"precision": "fp32", "compile": "on", "compile_min_videos": 1})
+    sample_motion(lamp, {"base": tiny_model_dir / "base"}, {"p0": "a red square"}, [0, 1, 2], video, sampling,
+                  tmp_path / "out", adapter_dir=adapter_dir, first_frames={"p0": first},
+                  performance={"precision": "fp32", "compile": "on", "compile_min_videos": 1})
     assert batches == [2, 1] and compiled == [{}]
     assert sorted(p.name for p in (tmp_path / "out").rglob("*.mp4")) == ["seed0.mp4", "seed1.mp4", "seed2.mp4"]

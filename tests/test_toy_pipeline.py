@@ -13,6 +13,7 @@ from t2v_core.config import ConfigError, load_config, validate_config
 from t2v_core.data.sources import CAPTIONS_FILE, clip_captions, prepare_first_frame, prepare_motion_clips
 from t2v_core.data.validation import DataError
 from t2v_core.masks import GROUND_TRUTH_DIR, load_masks
+from t2v_core.jobs.finetune import finetune_motion
 from t2v_core.metrics.evaluate import evaluate_prompt
 from t2v_core.toy import SHIPPED_MODELS
 from t2v_core.toy.motion_metric import subject_masks
@@ -178,10 +179,10 @@ def test_finetuning_takes_one_caption_per_clip(base_parts, tmp_path):
                 "mixed_precision": "no", "gradient_checkpointing": False, "save_dtype": "fp32",
                 "lamp": {"init": "reference"}}
     lamp = get_training("lamp")
-    lamp.finetune(base_parts, clips, captions, tmp_path / "adapter", tmp_path / "ckpt", video, finetune)
+    finetune_motion(lamp, base_parts, clips, captions, tmp_path / "adapter", tmp_path / "ckpt", video, finetune)
     assert (tmp_path / "adapter" / "config.json").exists()
     with pytest.raises(TrainingError, match="2 captions for 3 clips"):
-        lamp.finetune(base_parts, clips, captions[:2], tmp_path / "again", tmp_path / "ckpt2", video, finetune)
+        finetune_motion(lamp, base_parts, clips, captions[:2], tmp_path / "again", tmp_path / "ckpt2", video, finetune)
 
 
 # --- The shipped models: what `make toy-models` trained, loaded by the workflow's own code.

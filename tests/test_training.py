@@ -6,11 +6,13 @@ import torch
 
 from t2v_core.config import validate_config
 from t2v_core.data.synthetic import render_clip
+from t2v_core.jobs.finetune import finetune_motion as finetune_job
 from t2v_core.masks import save_masks
 from t2v_core.models.loading import load_base_components
 from t2v_core.methods import get_training
 from t2v_core.training import TrainingError
 from t2v_core.training.loop import first_frame_conditioned_input, masked_diffusion_loss
+from t2v_core.training.trainable import Trainable
 from t2v_core.video_io import write_mp4
 from t2v_core.video_unet import TemporalAdapter
 
@@ -19,7 +21,7 @@ VIDEO = {"num_frames": 4, "height": 32, "width": 32, "fps": 4}
 
 def finetune_motion(parts, clip_paths, prompt, out_dir, checkpoint_root, video, finetune, name, **kwargs):
     """The registered fine-tuned model ``name``'s fine-tuning, as the finetune rule calls it."""
-    return get_training(name).finetune(parts, clip_paths, prompt, out_dir, checkpoint_root, video, finetune, **kwargs)
+    return finetune_job(get_training(name), parts, clip_paths, prompt, out_dir, checkpoint_root, video, finetune, **kwargs)
 
 
 def settings(**overrides):
@@ -288,9 +290,9 @@ def test_foreground_noised_training_leaves_the_background_clean(base_parts, tmp_
     training = get_training("ours_fg_noised")
     loop = {**settings(steps=1), "batch_size": 1, "random_flip": False}
     denoiser = RecordingDenoiser()
-    losses, _ = train_denoiser(denoiser, denoiser, data, base_parts["scheduler"], loop, 3,
-                               Checkpoints(tmp_path / "ckpt", "f"), training.loss_weighting({}),
-                               normalised=training.normalised_loss, noise_weighting=training.noise_weighting({}))
+    trainable = Trainable.one_group(denoiser, denoiser, 1e-3, loss_weighting=training.loss_weighting({}),
+                                    normalised=training.normalised_loss, noise_weighting=training.noise_weighting({}))
+    losses, _ = train_denoiser(trainable, data, base_parts["scheduler"], loop, 3, Checkpoints(tmp_path / "ckpt", "f"))
     noisy, timestep = denoiser.seen[0]
     alpha_bar = base_parts["scheduler"].alphas_cumprod[timestep[0]]
     clean = alpha_bar.sqrt() * mean
@@ -341,8 +343,8 @@ def test_gradient_checkpointing_auto_turns_on_when_the_first_step_runs_out_of_me
                                               lambda d=denoiser: setattr(d, "checkpointed", True))
         assert denoiser.checkpointed is (name != "auto")  # auto starts without it
         torch.manual_seed(1)
-        runs[name] = train_denoiser(denoiser, denoiser, data, base_parts["scheduler"], loop, 3,
-                                    Checkpoints(tmp_path / name, "f"), on_out_of_memory=enable)[0], denoiser
+        runs[name] = train_denoiser(Trainable.one_group(denoiser, denoiser, 1e-3), data, base_parts["scheduler"], loop,
+                                    3, Checkpoints(tmp_path / name, "f"), on_out_of_memory=enable)[0], denoiser
     (auto_losses, auto), (on_losses, on) = runs["auto"], runs["on from the start"]
     assert auto.checkpointed
     # the failed step is run again on the same batch: the same training as with it on throughout
@@ -354,7 +356,8 @@ def test_gradient_checkpointing_auto_turns_on_when_the_first_step_runs_out_of_me
     assert apply_gradient_checkpointing(False, "cuda", lambda: None) is None
     assert apply_gradient_checkpointing("auto", "cpu", lambda: None) is None
     with pytest.raises(torch.OutOfMemoryError):
-        train_denoiser(denoiser, denoiser, data, base_parts["scheduler"], loop, 3, Checkpoints(tmp_path / "x", "f"))
+        train_denoiser(Trainable.one_group(denoiser, denoiser, 1e-3), data, base_parts["scheduler"], loop, 3,
+                       Checkpoints(tmp_path / "x", "f"))
 
 
 @pytest.mark.parametrize("setting, device, bf16, expected", [
@@ -475,3 +478,41 @@ def test_a_stride_capped_by_a_short_clip_is_logged(caplog):
     log_capped_strides({"long.mp4": 61, "short.mp4": 60}, 16, 4)
     assert "short.mp4: 60 frames, fewer than the 61 that 16 frames every 4-th span" in caplog.text
     assert "long.mp4" not in caplog.text
+
+
+class TwoConstants(torch.nn.Module):
+    """Predicts a + b, two trainable constants."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Parameter(torch.zeros(())), torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, noisy, timesteps, texts):
+        return torch.zeros_like(noisy) + self.a + self.b
+
+
+def test_each_parameter_group_trains_at_its_own_learning_rate(base_parts, tmp_path):
+    from t2v_core.training.checkpoints import Checkpoints
+    from t2v_core.training.data import TrainingSet
+    from t2v_core.training.loop import train_denoiser
+    from t2v_core.training.trainable import ParamGroup
+
+    data = TrainingSet(["clip"], ["p"], [torch.randn(2, 4, 3, 2, 2, generator=torch.Generator().manual_seed(0))],
+                       None, torch.zeros(1, 77, 32))
+    loop = {**settings(steps=3), "batch_size": 1, "random_flip": False}
+    moved = {}
+    for rates in ((0.0, 1e-2), (1e-2, 1e-2), (1e-2, 1e-3)):
+        model = TwoConstants()
+        groups = [ParamGroup("spatial", {"a": model.a}, rates[0]), ParamGroup("temporal", {"b": model.b}, rates[1])]
+        torch.manual_seed(0)
+        train_denoiser(Trainable(model, model, groups), data, base_parts["scheduler"], loop, 3,
+                       Checkpoints(tmp_path / str(rates), "f"))
+        moved[rates] = abs(model.a.item()), abs(model.b.item())
+    assert moved[(0.0, 1e-2)][0] == 0.0 and moved[(0.0, 1e-2)][1] > 0  # a group at rate 0 stays
+    # both constants get the same gradient: at equal rates they move alike, at a tenth less
+    assert moved[(1e-2, 1e-2)][0] == pytest.approx(moved[(1e-2, 1e-2)][1])
+    assert moved[(1e-2, 1e-3)][1] < 0.5 * moved[(1e-2, 1e-3)][0]
+    model = TwoConstants()
+    twice = Trainable(model, model, [ParamGroup("x", {"a": model.a}, 1e-3), ParamGroup("y", {"a": model.a}, 1e-3)])
+    with pytest.raises(TrainingError, match="parameter group 'y'"):
+        train_denoiser(twice, data, base_parts["scheduler"], loop, 3, Checkpoints(tmp_path / "twice", "f"))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from t2v_core.jobs.finetune import finetune_motion
 from t2v_core.video_unet import TemporalAdapter, VideoUNet
 
 from conftest import perturbed
@@ -229,8 +230,8 @@ def test_training_a_video_model_leaves_the_unet_usable_by_other_pipelines(tiny_m
                 "mixed_precision": "no", "gradient_checkpointing": False, "save_dtype": "fp32",
                 "lamp": {"init": "reference"}}
     processors = hooks_and_processors(parts["unet"])
-    get_training("lamp").finetune(parts, clips, "a square", tmp_path / "adapter", tmp_path / "ckpt",
-                                  {"num_frames": 3, "height": 32, "width": 32}, finetune)
+    finetune_motion(get_training("lamp"), parts, clips, "a square", tmp_path / "adapter", tmp_path / "ckpt",
+                    {"num_frames": 3, "height": 32, "width": 32}, finetune)
     assert (tmp_path / "adapter" / "config.json").exists()
     assert hooks_and_processors(parts["unet"]) == processors
     after = sample_text2video_zero_diffusers(parts, "a red square", generator=torch.Generator().manual_seed(0), **kwargs)

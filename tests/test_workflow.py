@@ -15,12 +15,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from t2v_core.methods import default_methods
+
 from conftest import copy_workflow
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 DEMO = ["--configfile", "config/tiny.yaml"]
-SCHEMA = yaml.safe_load((Path(__file__).resolve().parent.parent / "config" / "schema.yaml").read_text())
-DEFAULT_METHODS = SCHEMA["properties"]["methods"]["default"]
+DEFAULT_METHODS = default_methods()
 
 
 def run_snakemake(cwd, *args, check=True):
@@ -72,7 +73,7 @@ def demo_run(tmp_path_factory):
 def test_demo_runs_end_to_end_and_reruns_nothing(demo_run):
     results = demo_run / "results" / "tiny"
     table = pd.read_csv(results / "table.csv")
-    methods = yaml.safe_load((demo_run / "config" / "schema.yaml").read_text())["properties"]["methods"]["default"]
+    methods = DEFAULT_METHODS
     assert list(table["method"]) == methods
     for metric in ("alignment", "consistency", "diversity"):
         assert table[metric].notna().all() and (table[metric].abs() <= 100).all()

@@ -1,8 +1,9 @@
-"""Rule finetune: the temporal adapter of one (fine-tuned model, motion)."""
+"""Rule finetune: one (fine-tuned model, motion), by the fine-tuning's registered declaration."""
 from pathlib import Path
 
 from t2v_core.data.sources import clip_captions
 from t2v_core.data.validation import list_clips
+from t2v_core.jobs.finetune import finetune_motion
 from t2v_core.methods import get_training
 from t2v_core.models.loading import load_base_components
 from t2v_core.runtime import default_device, setup_job_logging
@@ -17,8 +18,8 @@ if "masks" in snakemake.input.keys():
     masks = [Path(snakemake.input.masks) / f"{clip.stem}.npz" for clip in clips]
 captions = clip_captions(snakemake.input.clips, clips) or params.prompt
 training = get_training(snakemake.wildcards.trained)
-losses = training.finetune(
-    load_base_components(snakemake.input.base, device=device), clips, captions,
+losses = finetune_motion(
+    training, load_base_components(snakemake.input.base, device=device), clips, captions,
     snakemake.output.adapter, params.checkpoints, params.video, params.finetune,
     mask_paths=masks, model_dirs={model: snakemake.input[model] for model in training.models},
     device=device,

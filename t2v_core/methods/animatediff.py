@@ -57,26 +57,22 @@ class MotionLoraTraining(Training):
         own = ("steps", "learning_rate", "batch_size", "random_flip", "frame_stride", "empty_caption_ratio")
         return {**finetune, **{key: block[key] for key in own}}
 
-    def train(self, base_components, model_dirs, data, video, finetune, checkpoints, device, stop_after):
-        from ..training.loop import apply_gradient_checkpointing, train_denoiser
+    def build(self, base_components, model_dirs, finetune, device):
+        from ..training.trainable import Trainable
 
         block = finetune[self.name]
-        settings = self.loop_settings(finetune)
+        # a new UNetMotionModel (a copy of the base UNet's weights): the LoRA goes on it
         unet = motion_unet(base_components["unet"], model_dirs["motion_adapter"], device)
         add_motion_lora(unet, block["rank"])
-        on_out_of_memory = apply_gradient_checkpointing(settings["gradient_checkpointing"], device,
-                                                        unet.enable_gradient_checkpointing)
         unet.train()
 
         def denoiser(noisy, timesteps, texts):
             # UNetMotionModel takes one caption embedding per frame, as AnimateDiffPipeline gives it
             return unet(noisy, timesteps, texts.repeat_interleave(noisy.shape[2], dim=0)).sample
 
-        scheduler = noise_schedule(base_components["scheduler"], block["beta_schedule"])
-        losses, complete = train_denoiser(
-            denoiser, unet, data, scheduler, settings, video["num_frames"], checkpoints, first_frame_given=False,
-            device=device, stop_after=stop_after, desc=f"finetune {self.name}", on_out_of_memory=on_out_of_memory)
-        return unet.eval(), losses, complete
+        return Trainable.one_group(unet, denoiser, block["learning_rate"], first_frame_given=False,
+                                   scheduler=noise_schedule(base_components["scheduler"], block["beta_schedule"]),
+                                   enable_gradient_checkpointing=unet.enable_gradient_checkpointing)
 
     def save(self, trained, out_dir, dtype, info):
         from diffusers import AnimateDiffPipeline

@@ -11,16 +11,11 @@ registry without them.
 from __future__ import annotations
 
 import logging
-import math
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 log = logging.getLogger(__name__)
-
-#: ``finetune.save_dtype``: the precision a fine-tuned model is stored in (loaded as float32).
-SAVE_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 #: How a video method gives the first frame: "latents" = the prompt's first-frame image, VAE
 #: encoded and kept fixed (the workflow prepares one per prompt); "noise" = denoised from noise
@@ -31,8 +26,13 @@ FIRST_FRAME_MODES = ("latents", "noise", None)
 @dataclass(frozen=True)
 class Training:
     """A fine-tuned model, one per motion, in ``finetune/<name>/<motion>/adapter``, with the
-    settings block ``finetune.<name>`` (declared by :attr:`settings`). This base class is LAMP's: a :class:`TemporalAdapter`
-    (the block's ``init``) trained first-frame conditioned with the common settings."""
+    settings block ``finetune.<name>`` (declared by :attr:`settings`).
+
+    A subclass builds what it trains (:meth:`build`: the trainable module, its denoiser, its
+    parameter groups at their learning rates, its loss) and saves it (:meth:`save`); the
+    fine-tuning job (:func:`t2v_core.jobs.finetune.finetune_motion`) does the rest: the clips'
+    latents, the loop, checkpoints, resuming. LAMP's temporal adapter is one
+    (:class:`t2v_core.methods.lamp.AdapterTraining`)."""
 
     name: str
     description: str
@@ -40,86 +40,25 @@ class Training:
     needs_masks: bool = False
     #: Prepared models the run reads (folders of prepare_models; rule inputs).
     models: tuple[str, ...] = ("base",)
-
-    #: The weighted loss divided by the mean weight (see training.loop.masked_diffusion_loss).
-    normalised_loss: bool = False
     #: Its settings block ``finetune.<name>``: the schema's properties (t2v_core.settings).
     settings: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-    def loss_weighting(self, settings: dict):
-        """Per-pixel loss weights from a clip window's masks (see training.loop.LossWeighting),
-        or None for the plain loss."""
-        return None
-
-    def noise_weighting(self, settings: dict):
-        """A per-pixel factor of the training noise from a clip window's masks, or None: every
-        latent pixel noised."""
-        return None
 
     def loop_settings(self, finetune: dict) -> dict:
         """The settings of the loop (training.loop.train_denoiser): the common ones, one clip
         per step as LAMP's reference."""
         return {**finetune, "batch_size": 1}
 
-    def finetune(self, base_components: dict, clip_paths: list, prompt: str | list[str], out_dir,
-                 checkpoint_root, video: dict, finetune: dict, mask_paths: list | None = None,
-                 model_dirs: Mapping[str, Path] | None = None, device="cpu", stop_after: int | None = None,
-                 keep_checkpoints: bool = False) -> list[float]:
-        """Fine-tune on one motion's clips; save the fine-tuned model to ``out_dir`` (in
-        ``finetune["save_dtype"]``), then remove the run's checkpoints unless ``keep_checkpoints``.
-
+    def build(self, base_components: dict, model_dirs: Mapping[str, Path], finetune: dict, device):
+        """What this fine-tuning trains, a :class:`t2v_core.training.trainable.Trainable`, on
+        ``base_components`` (which it must not change: it trains copies or wrappers).
         ``finetune`` holds the common settings and this training's block ``finetune[self.name]``;
-        ``prompt`` is the caption of every clip or one caption per clip; ``model_dirs`` the
-        prepared folders of :attr:`models` besides the base. Returns the per-step losses.
-        ``stop_after`` ends the run early (after that many steps in total) without writing
-        ``out_dir``, as a kill would; used to test resuming.
-        """
-        import torch
-
-        from ..training import TrainingError
-        from ..training.checkpoints import Checkpoints, run_fingerprint
-        from ..training.data import prepare_training_set
-
-        if self.needs_masks and mask_paths is None:
-            raise TrainingError(f"{self.name!r} needs the foreground masks of the clips")
-        masks = mask_paths if self.needs_masks else None
-        data = prepare_training_set(base_components, clip_paths, prompt, video, masks, device)
-        torch.manual_seed(finetune["seed"])
-        fingerprint = run_fingerprint([*clip_paths, *(masks or [])], data.prompts, video, finetune, self.name)
-        trained, losses, complete = self.train(base_components, dict(model_dirs or {}), data, video, finetune,
-                                               Checkpoints(checkpoint_root, fingerprint), device, stop_after)
-        if complete:
-            dtype = getattr(torch, SAVE_DTYPES[finetune["save_dtype"]])
-            self.save(trained, out_dir, dtype, {
-                "method": self.name, "prompt": prompt, "steps": self.loop_settings(finetune)["steps"],
-                "save_dtype": finetune["save_dtype"], "clips": [str(p) for p in clip_paths],
-                "final_loss": losses[-1] if losses else math.nan})
-            if not keep_checkpoints:
-                # the model is written: its checkpoints (trained parameters and AdamW's two
-                # moments, ~3x the model) are only needed to continue training
-                shutil.rmtree(checkpoint_root, ignore_errors=True)
-        return losses
-
-    def train(self, base_components: dict, model_dirs: dict, data, video: dict, finetune: dict, checkpoints,
-              device, stop_after):
-        """Build the fine-tuned model and run the loop: (model, losses, whether all steps are done)."""
-        from ..training.loop import train_adapter
-        from ..video_unet import TemporalAdapter
-
-        adapter = TemporalAdapter.from_unet(base_components["unet"], init=finetune[self.name]["init"]).to(device)
-        losses, complete = train_adapter(
-            base_components["unet"], adapter, data, base_components["scheduler"], self.loop_settings(finetune),
-            video["num_frames"], checkpoints, self.loss_weighting(finetune[self.name]), device=device,
-            stop_after=stop_after, desc=f"finetune {self.name}", normalised=self.normalised_loss,
-            noise_weighting=self.noise_weighting(finetune[self.name]),
-        )
-        return adapter, losses, complete
+        ``model_dirs`` the prepared folders of :attr:`models`."""
+        raise NotImplementedError
 
     def save(self, trained, out_dir, dtype, info: dict) -> None:
-        """Write the fine-tuned model to ``out_dir``, its weights in ``dtype``."""
-        from ..training.loop import save_adapter
-
-        save_adapter(trained.to(dtype), out_dir, info)
+        """Write the trained module (``Trainable.module``) to ``out_dir``, its weights in
+        ``dtype``, with ``info`` (t2v_core.training.loop.save_trained writes both atomically)."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -127,8 +66,8 @@ class Method:
     """One row of the comparison table: how its videos are sampled.
 
     A subclass implements :meth:`load` (the models, once per job) and :meth:`sample` (one
-    video); :meth:`sample_videos` is the job: every seed of every prompt of one motion, written
-    as mp4 + GIF.
+    video); the sampling job (:func:`t2v_core.jobs.sample.sample_motion`) writes every seed of
+    every prompt of one motion as mp4 + GIF.
     Its settings are the block ``sampling.<name>`` of the config, declared by :attr:`settings`.
     """
 
@@ -192,60 +131,3 @@ class Method:
             loaded.compile_options = options
         else:
             log.info("performance.compile: %s samples through a diffusers pipeline, left uncompiled", self.name)
-
-    def sample_videos(self, model_dirs: Mapping[str, Path], prompts: Mapping[str, str], seeds: list[int],
-                      video: dict, sampling: dict, out_dir, adapter_dir=None,
-                      first_frames: Mapping[str, str] | None = None, device="cpu",
-                      performance: Mapping[str, Any] | None = None) -> None:
-        """The job: every seed of every prompt of one motion (``prompts``: prompt_id -> text),
-        the models loaded once; an mp4 and a GIF per video at ``prompts.sample_file(out_dir, ...)``.
-        ``first_frames``: prompt_id -> first-frame image, when :attr:`needs_first_frame_image`.
-        ``performance``: the config's block (precision, compile; default fp32 on CPUs, bf16 on
-        GPUs, no compile); ``sampling["batch_seeds"]``: seeds sampled as one batch (default
-        auto). ``out_dir`` gets its name when every video is written."""
-        import time
-
-        import torch
-        from tqdm.auto import tqdm
-
-        from ..atomic import atomic_dir
-        from ..prompts import sample_file
-        from ..runtime import compile_options, sampling_dtype, seed_batch_size
-        from ..sampling import load_first_frame
-        from ..video_io import write_gif, write_mp4
-
-        performance = {"precision": "auto", "compile": "off", "compile_min_videos": 1, **(performance or {})}
-        dtype = sampling_dtype(performance["precision"], device)
-        loaded = self.load(model_dirs, adapter_dir, device, dtype)
-        options = compile_options(performance["compile"], device, len(prompts) * len(seeds),
-                                  performance["compile_min_videos"])
-        if options is not None:
-            self.compile(loaded, options)
-        batch = seed_batch_size(sampling.get("batch_seeds", "auto"), device, len(seeds))
-        log.info("%s: %d prompts x %d seeds in %s, %d seeds per batch, %s", self.name, len(prompts), len(seeds),
-                 str(dtype).removeprefix("torch."), batch, "compiled" if options is not None else "not compiled")
-        with atomic_dir(out_dir) as work, tqdm(total=len(prompts) * len(seeds), desc=self.name) as bar:
-            for pid, prompt in prompts.items():
-                first_frame = None
-                if self.needs_first_frame_image:
-                    first_frame = load_first_frame(first_frames[pid], video["height"], video["width"])
-                pending = list(seeds)
-                while pending:
-                    chunk, start = pending[:batch], time.perf_counter()
-                    generators = [torch.Generator(device).manual_seed(seed) for seed in chunk]
-                    try:
-                        videos = self.sample_batch(loaded, prompt, generators, video, sampling, first_frame)
-                    except torch.OutOfMemoryError:
-                        if batch == 1:
-                            raise
-                        batch //= 2
-                        log.warning("%s: out of memory with %d seeds per batch; now %d", self.name, len(chunk), batch)
-                        torch.cuda.empty_cache()
-                        continue
-                    for seed, frames in zip(chunk, videos):
-                        write_mp4(sample_file(work, pid, seed, "mp4"), frames, fps=video["fps"])
-                        write_gif(sample_file(work, pid, seed, "gif"), frames, fps=video["fps"])
-                    # the first batch's time includes the compile, when there is one
-                    log.info("%s %r seeds %s: %.1f s", self.name, prompt, chunk, time.perf_counter() - start)
-                    bar.update(len(chunk))
-                    pending = pending[len(chunk):]

@@ -6,6 +6,8 @@ frame's histogram matched to the first frame's (``sampling.<method>.histogram_ma
 from __future__ import annotations
 
 from ..settings import properties
+from dataclasses import dataclass
+
 from .base import Method, Training
 
 #: finetune.<name>.init of LAMP's and Ours' temporal modules.
@@ -85,7 +87,56 @@ class AdapterMethod(Method):
                 for frames in videos]
 
 
-LAMP_TRAINING = Training("lamp", "LAMP's temporal modules, first-frame conditioned, plain diffusion loss on frames 2..F",
+@dataclass(frozen=True)
+class AdapterTraining(Training):
+    """LAMP's fine-tuning: a :class:`TemporalAdapter` (the block's ``init``) on a frozen UNet,
+    first-frame conditioned, its trainable modules (LAMP's selection by name) in one group at
+    ``finetune.learning_rate``. Ours' trainings are this one with a loss weighting, or a noise
+    weighting, from the foreground masks."""
+
+    #: The weighted loss divided by the mean weight (see training.loop.masked_diffusion_loss).
+    normalised_loss: bool = False
+
+    def loss_weighting(self, settings: dict):
+        """Per-pixel loss weights from a clip window's masks (``settings``: the block
+        ``finetune.<name>``), or None for the plain loss."""
+        return None
+
+    def noise_weighting(self, settings: dict):
+        """A per-pixel factor of the training noise from a clip window's masks, or None: every
+        latent pixel noised."""
+        return None
+
+    def build(self, base_components, model_dirs, finetune, device):
+        from ..training.trainable import ParamGroup, Trainable
+        from ..video_unet import TemporalAdapter, VideoUNet
+
+        block = finetune[self.name]
+        adapter = TemporalAdapter.from_unet(base_components["unet"], init=block["init"]).to(device)
+        # the base UNet is wrapped, not changed (see VideoUNet)
+        model = VideoUNet(base_components["unet"], adapter).to(device)
+        adapter.requires_grad_(False)
+        trained = dict(adapter.trainable_parameters())
+        for parameter in trained.values():
+            parameter.requires_grad_(True)
+        adapter.train()
+
+        def enable_gradient_checkpointing():
+            model.unet.enable_gradient_checkpointing()
+            model.unet.train()
+
+        return Trainable(adapter, model, [ParamGroup("temporal", trained, finetune["learning_rate"])],
+                         first_frame_given=True, loss_weighting=self.loss_weighting(block),
+                         normalised=self.normalised_loss, noise_weighting=self.noise_weighting(block),
+                         enable_gradient_checkpointing=enable_gradient_checkpointing)
+
+    def save(self, trained, out_dir, dtype, info):
+        from ..training.loop import save_trained
+
+        save_trained(trained.to(dtype).save_pretrained, out_dir, info)
+
+
+LAMP_TRAINING = AdapterTraining("lamp", "LAMP's temporal modules, first-frame conditioned, plain diffusion loss on frames 2..F",
                          settings=TEMPORAL_INIT)
 LAMP = AdapterMethod(
     "lamp", "LAMP", "few-shot tuned temporal modules, first frame given (LAMP's reference recipe)",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..settings import changed, properties
 from .base import Training
-from .lamp import TEMPORAL_INIT, VIDEO_SAMPLING, AdapterMethod
+from .lamp import TEMPORAL_INIT, VIDEO_SAMPLING, AdapterMethod, AdapterTraining
 
 #: finetune.<name> of the mask-weighted models (Ours and its normalised variant).
 MASK_WEIGHTS = {**TEMPORAL_INIT, **properties("""\
@@ -34,7 +34,7 @@ OURS_SAMPLING = changed(VIDEO_SAMPLING, histogram_matching={"default": False})
 
 
 @dataclass(frozen=True)
-class MaskWeightedTraining(Training):
+class MaskWeightedTraining(AdapterTraining):
     """Per latent pixel ``background + (foreground - background) * mask`` (the weights are
     ``finetune.<name>.foreground_weight`` / ``background_weight``; not normalised)."""
 
@@ -44,7 +44,7 @@ class MaskWeightedTraining(Training):
 
 
 @dataclass(frozen=True)
-class ForegroundLossTraining(Training):
+class ForegroundLossTraining(AdapterTraining):
     """The diffusion loss on the foreground only: the mean squared error over the masks'
     latent pixels (the masks as weights, normalised)."""
 
@@ -55,7 +55,7 @@ class ForegroundLossTraining(Training):
 
 
 @dataclass(frozen=True)
-class ForegroundNoiseTraining(Training):
+class ForegroundNoiseTraining(AdapterTraining):
     """Noise added to the foreground only: the background stays clean in the UNet's input and
     its target noise is 0; the plain loss on every pixel."""
 

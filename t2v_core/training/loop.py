@@ -19,17 +19,12 @@ import torch
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_dir, atomic_path
-from ..video_unet import VideoUNet
 from . import TrainingError
 from .checkpoints import Checkpoints
 from .data import TrainingSet
+from .trainable import Trainable
 
 log = logging.getLogger(__name__)
-
-#: A method's loss weighting: the foreground masks (1, F, h, w) of a clip's training window ->
-#: per-pixel weights of the same shape.
-LossWeighting = Callable[[torch.Tensor], torch.Tensor]
-
 
 def masked_diffusion_loss(pred, target, weights=None, first_frame_given: bool = True, normalised: bool = False):
     """Mean squared error of (B, C, F, h, w) tensors on frames 2..F (all frames when the first
@@ -69,11 +64,6 @@ def autocast_settings(mixed_precision: str, device, bf16_supported: bool | None 
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision)
     enabled = dtype == torch.bfloat16 or (dtype is not None and device_type == "cuda")
     return device_type, dtype, enabled
-
-
-#: A video denoiser: (noisy latents (B, C, F, h, w), timesteps (B,), caption embeddings
-#: (B, 77, D)) -> predicted noise (B, C, F, h, w).
-Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def log_capped_strides(clip_frames: dict, window: int, stride: int) -> None:
@@ -132,31 +122,32 @@ def _training_batch(data: TrainingSet, rng, settings: dict, window: int, weighti
     return x0, stacked, torch.stack(texts).to(device), index
 
 
-def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: TrainingSet, scheduler, settings: dict,
-                   num_frames: int, checkpoints: Checkpoints, weighting: LossWeighting | None = None,
-                   first_frame_given: bool = True, device="cpu", stop_after: int | None = None,
-                   desc: str = "finetune", normalised: bool = False,
-                   noise_weighting: LossWeighting | None = None,
+def train_denoiser(trainable: Trainable, data: TrainingSet, scheduler, settings: dict, num_frames: int,
+                   checkpoints: Checkpoints, device="cpu", stop_after: int | None = None, desc: str = "finetune",
                    on_out_of_memory: Callable[[], None] | None = None) -> tuple[list[float], bool]:
-    """Train the parameters of ``trainable`` that require a gradient, through ``denoiser``, on
-    windows of ``num_frames`` frames of ``data`` for ``settings["steps"]`` steps in all,
-    resuming from ``checkpoints``; (per-step losses, whether all steps are done).
+    """Train ``trainable``'s parameter groups through its denoiser, on windows of ``num_frames``
+    frames of ``data`` for ``settings["steps"]`` steps in all, resuming from ``checkpoints``;
+    (per-step losses, whether all steps are done). ``scheduler``: the base model's noise
+    schedule, used unless ``trainable.scheduler`` is set.
 
-    ``settings``: steps, learning_rate, batch_size, random_flip, mixed_precision, seed,
-    checkpoint_every, and optionally frame_stride (1) and empty_caption_ratio (0). With ``first_frame_given`` (LAMP) the first frame of every window is given
-    clean and gets no loss; otherwise every frame is noised and scored (AnimateDiff).
-    ``weighting`` turns a clip window's masks into loss weights (``data.masks`` must then be
-    set), divided by their mean when ``normalised``; ``noise_weighting`` turns them into a
-    factor of the added noise (1 = noised as usual, 0 = left clean, and a zero noise the
-    target there). ``stop_after`` ends the run early (after that many steps in total), as a kill would;
-    used to test resuming. ``on_out_of_memory``: called when the first step runs out of GPU
-    memory (it turns gradient checkpointing on, see :func:`apply_gradient_checkpointing`), and
-    the step is run again on the same batch; without it the error is raised.
+    ``settings``: steps, batch_size, random_flip, mixed_precision, seed, checkpoint_every, and
+    optionally frame_stride (1) and empty_caption_ratio (0) (the learning rates are the
+    groups'). ``stop_after`` ends the run early (after that many steps in total), as a kill
+    would; used to test resuming. ``on_out_of_memory``: called when the first step runs out of
+    GPU memory (it turns gradient checkpointing on, see :func:`apply_gradient_checkpointing`),
+    and the step is run again on the same batch; without it the error is raised.
     """
-    params = {name: p for name, p in trainable.named_parameters() if p.requires_grad}
-    # LAMP's and AnimateDiff's optimiser: AdamW, weight decay 1e-2, constant learning rate,
+    params = trainable.parameters()
+    scheduler = trainable.scheduler or scheduler
+    weighting, noise_weighting = trainable.loss_weighting, trainable.noise_weighting
+    first_frame_given = trainable.first_frame_given
+    # LAMP's and AnimateDiff's optimiser: AdamW, weight decay 1e-2, constant learning rates,
     # gradients clipped at 1.
-    optimizer = torch.optim.AdamW(params.values(), lr=settings["learning_rate"], weight_decay=1e-2)
+    optimizer = torch.optim.AdamW([{"params": list(g.parameters.values()), "lr": g.learning_rate}
+                                   for g in trainable.groups], weight_decay=1e-2)
+    for group in trainable.groups:
+        log.info("%s: parameter group %r, %d tensors (%d values), learning rate %g", desc, group.name,
+                 len(group.parameters), sum(p.numel() for p in group.parameters.values()), group.learning_rate)
     rng = np.random.default_rng(settings["seed"])
     start, losses = checkpoints.resume(params, optimizer, rng)
     device_type, autocast_dtype, use_autocast = autocast_settings(settings["mixed_precision"], device)
@@ -181,8 +172,8 @@ def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: Trainin
         def forward_backward():
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device_type=device_type, dtype=autocast_dtype, enabled=use_autocast):
-                pred = denoiser(noisy, timesteps, texts)
-            loss = masked_diffusion_loss(pred, noise, weights, first_frame_given, normalised)
+                pred = trainable.denoiser(noisy, timesteps, texts)
+            loss = masked_diffusion_loss(pred, noise, weights, first_frame_given, trainable.normalised)
             if not torch.isfinite(loss):
                 raise TrainingError(f"non-finite loss {loss.item()} at step {step + 1} (clip {data.clip_paths[index]})")
             scaler.scale(loss).backward()
@@ -213,30 +204,6 @@ def train_denoiser(denoiser: Denoiser, trainable: torch.nn.Module, data: Trainin
     return losses, True
 
 
-def train_adapter(unet, adapter, data: TrainingSet, scheduler, settings: dict, num_frames: int,
-                  checkpoints: Checkpoints, weighting: LossWeighting | None = None, device="cpu",
-                  stop_after: int | None = None, desc: str = "finetune", normalised: bool = False,
-                  noise_weighting: LossWeighting | None = None) -> tuple[list[float], bool]:
-    """:func:`train_denoiser` of a LAMP-style :class:`TemporalAdapter` (its trainable
-    parameters) on ``unet``, first-frame conditioned. ``unet`` is not changed (see
-    :class:`VideoUNet`)."""
-    model = VideoUNet(unet, adapter).to(device)
-    adapter.requires_grad_(False)
-    for _, parameter in adapter.trainable_parameters():
-        parameter.requires_grad_(True)
-    adapter.train()
-
-    def enable():
-        model.unet.enable_gradient_checkpointing()
-        model.unet.train()
-
-    return train_denoiser(model, adapter, data, scheduler, settings, num_frames, checkpoints, weighting,
-                          first_frame_given=True, device=device, stop_after=stop_after, desc=desc,
-                          normalised=normalised, noise_weighting=noise_weighting,
-                          on_out_of_memory=apply_gradient_checkpointing(settings["gradient_checkpointing"], device,
-                                                                        enable))
-
-
 def apply_gradient_checkpointing(setting, device, enable: Callable[[], None]) -> Callable[[], None] | None:
     """``finetune.gradient_checkpointing`` on a GPU (``enable`` turns it on for the model):
     true = on now; false = off; auto = off while the GPU's free memory holds a step without it,
@@ -257,11 +224,6 @@ def save_trained(write: Callable[[Path], None], out_dir: str | Path, info: dict)
     with atomic_dir(out_dir) as work:
         write(work)
         (work / "training.json").write_text(json.dumps(info, indent=2))
-
-
-def save_adapter(adapter, out_dir: str | Path, info: dict) -> None:
-    """A :class:`TemporalAdapter` (safetensors + config), see :func:`save_trained`."""
-    save_trained(adapter.save_pretrained, out_dir, info)
 
 
 def write_loss_curve(losses: list[float], csv_path, png_path) -> None:
