@@ -190,3 +190,32 @@ def test_a_damaged_sample_is_named_with_the_command_that_redoes_it(tiny_clip, tm
     assert str(error.value).startswith(f"{video}: cannot be read (")
     assert f"snakemake all --forcerun {folder} " in str(error.value)
     assert not out.exists()
+
+
+def test_an_evaluate_job_loads_each_evaluators_models_once(tiny_model_dir, tmp_path, monkeypatch):
+    """However many motions and prompts: DINO, the aesthetic head and CLIP (once for the CLIP
+    metrics, once in the aesthetic evaluator) are loaded once per job, and score as when each
+    prompt's features load them from their folders."""
+    import t2v_core.models.loading as loading
+    from t2v_core.metrics import vbench
+
+    calls = []
+    for name in ("load_clip", "load_dino", "load_aesthetic"):
+        original = getattr(loading, name)
+        monkeypatch.setattr(loading, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    prompts = {"p0": "rain falls", "p1": "snow falls"}
+    rng = np.random.default_rng(3)
+    samples = {motion: (_sample_folder(tmp_path / motion, prompts, (0, 1), rng), prompts) for motion in ("m1", "m2")}
+    dirs = {kind: tiny_model_dir / kind for kind in ("clip", "dino", "aesthetic")}
+    table = evaluate_videos(dirs, samples, [0, 1], "lamp", tmp_path / "lamp.csv", evaluators=("clip", "dino", "aesthetic"),
+                            metrics_on=["subject_consistency", "aesthetic_quality"])
+    assert sorted(calls) == ["load_aesthetic", "load_clip", "load_clip", "load_dino"]
+    from t2v_core.prompts import sample_file
+    from t2v_core.video_io import read_video
+
+    folder = samples["m2"][0]
+    videos = {seed: read_video(sample_file(folder, "p1", seed)) for seed in (0, 1)}
+    by_folder = vbench.dino_features("snow falls", videos, dirs)
+    rows = table[(table["motion"] == "m2") & (table["prompt_id"] == "p1")]
+    assert list(rows["subject_consistency_dino"]) == pytest.approx(
+        [vbench.subject_consistency(by_folder[seed]) for seed in (0, 1)], abs=1e-9)

@@ -169,7 +169,7 @@ def test_clip_patch_tokens_are_the_image_towers_tokens_flattened(tiny_model_dir)
         _, expected = model.visual(torch.stack([preprocess(Image.fromarray(f)) for f in video]))
     assert expected.shape[1] == (32 // 8) ** 2  # the tiny ViT's 8-pixel patches of its 32-pixel input
     np.testing.assert_allclose(tokens, expected.flatten(1).double().numpy(), rtol=1e-5, atol=1e-6)
-    embedder = clip._embedder(str(tiny_model_dir / "clip"), "cpu", 32)
+    embedder = clip.load_embedder({"clip": tiny_model_dir / "clip"})["clip"]
     assert embedder.model.visual.output_tokens is False
     assert embedder.frames(video).shape == (8, embedder.model.visual.output_dim)
 

@@ -14,7 +14,6 @@ A video's frame embeddings are computed once (:func:`clip_features`) and reused 
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -101,25 +100,31 @@ def clip_features(embedder, prompt: str, videos: dict[int, np.ndarray]) -> dict[
     return {seed: ClipVideoFeatures(embedder.frames(frames), text) for seed, frames in sorted(videos.items())}
 
 
-def load_clip_features(prompt: str, videos: dict[int, np.ndarray], model_dirs: dict, device="cpu",
+def load_clip_features(prompt: str, videos: dict[int, np.ndarray], models: dict, device="cpu",
                        batch_size: int = 32) -> dict[int, ClipVideoFeatures]:
-    """:func:`clip_features` with the prepared CLIP model of ``model_dirs["clip"]``."""
-    return clip_features(_embedder(str(model_dirs["clip"]), str(device), batch_size), prompt, videos)
+    """:func:`clip_features` with ``models["clip"]``: the prepared CLIP model's folder, or its
+    embedder as :func:`load_embedder` gives it."""
+    return clip_features(_embedder(models, device, batch_size), prompt, videos)
 
 
-def load_clip_patch_tokens(prompt: str, videos: dict[int, np.ndarray], model_dirs: dict, device="cpu",
+def load_clip_patch_tokens(prompt: str, videos: dict[int, np.ndarray], models: dict, device="cpu",
                            batch_size: int = 32) -> dict[int, np.ndarray]:
     """Every video of one prompt (seed -> uint8 frames) as its frames' flattened patch tokens
-    (F, T * W) in the prepared CLIP model of ``model_dirs["clip"]`` (see
-    ``ClipEmbedder.frame_tokens``)."""
-    embedder = _embedder(str(model_dirs["clip"]), str(device), batch_size)
+    (F, T * W) in ``models["clip"]`` (see ``ClipEmbedder.frame_tokens``)."""
+    embedder = _embedder(models, device, batch_size)
     return {seed: embedder.frame_tokens(frames) for seed, frames in sorted(videos.items())}
 
 
-@functools.lru_cache(maxsize=1)
-def _embedder(model_dir: str, device: str, batch_size: int):
-    """The CLIP model loaded once per process: an evaluate job scores every prompt of a motion."""
+def load_embedder(model_dirs: dict, device="cpu", batch_size: int = 32) -> dict:
+    """The evaluators' load step: ``{"clip": the CLIP embedder}``, once per evaluate job."""
     from ..models.loading import ClipEmbedder, load_clip
 
-    model, preprocess, tokenizer = load_clip(model_dir, device=device)
-    return ClipEmbedder(model, preprocess, tokenizer, device=device, batch_size=batch_size)
+    model, preprocess, tokenizer = load_clip(model_dirs["clip"], device=device)
+    return {"clip": ClipEmbedder(model, preprocess, tokenizer, device=device, batch_size=batch_size)}
+
+
+def _embedder(models: dict, device, batch_size: int):
+    from ..models.loading import loaded_model
+
+    return loaded_model(models["clip"], lambda folder, dev: load_embedder({"clip": folder}, dev, batch_size)["clip"],
+                        device)

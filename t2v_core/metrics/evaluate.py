@@ -32,9 +32,20 @@ def score_prompt_videos(evaluator: str, features: dict, chosen=()) -> pd.DataFra
     return table
 
 
-def extract_features(evaluator: str, prompt: str, videos: dict, model_dirs: dict, device="cpu",
+def load_models(evaluators: list[str], model_dirs: dict, device="cpu", batch_size: int = 32) -> dict:
+    """evaluator -> its models, loaded once (its ``load``), or the prepared folders when it has
+    no load step."""
+    models = {}
+    for name in evaluators:
+        load = get_evaluator(name).load
+        models[name] = model_dirs if load is None else load(model_dirs, device, batch_size)
+    return models
+
+
+def extract_features(evaluator: str, prompt: str, videos: dict, models: dict, device="cpu",
                      batch_size: int = 32, fps: float = 8.0, chosen=()) -> dict:
-    """``evaluator``'s features of one prompt's videos. The videos' frame rate (``fps``) and the
+    """``evaluator``'s features of one prompt's videos, with ``models`` (its loaded models, or
+    the prepared folders: kind -> path). The videos' frame rate (``fps``) and the
     names of its metrics being computed (``metrics``) go to a features function that takes them
     (the flow evaluator reads every k-th frame at high frame rates and computes only the flows
     its metrics need); one that does not is called without them."""
@@ -43,18 +54,20 @@ def extract_features(evaluator: str, prompt: str, videos: dict, model_dirs: dict
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     options = {"fps": fps, "metrics": [m.name for m in computed(evaluator, chosen)]}
     options = {key: value for key, value in options.items() if takes_any or key in parameters}
-    return features(prompt, videos, model_dirs, device=device, batch_size=batch_size, **options)
+    return features(prompt, videos, models, device=device, batch_size=batch_size, **options)
 
 
 def evaluate_prompt(evaluators: list[str], prompt: str, videos: dict[int, np.ndarray], model_dirs: dict,
                     device="cpu", batch_size: int = 32, features_out: dict | None = None,
-                    chosen=(), fps: float = 8.0) -> pd.DataFrame:
+                    chosen=(), fps: float = 8.0, loaded: dict | None = None) -> pd.DataFrame:
     """Every per-video and per-prompt metric of ``evaluators`` on one prompt's videos (seed ->
     uint8 frames, at ``fps``); ``features_out`` (when given) receives each evaluator's features,
-    for the metrics over a motion's prompts (:func:`score_motion`)."""
+    for the metrics over a motion's prompts (:func:`score_motion`). ``loaded``: the evaluators'
+    models as :func:`load_models` gives them (loaded here when not given)."""
+    loaded = loaded if loaded is not None else load_models(evaluators, model_dirs, device, batch_size)
     table = None
     for name in evaluators:
-        features = extract_features(name, prompt, videos, model_dirs, device, batch_size, fps, chosen)
+        features = extract_features(name, prompt, videos, loaded[name], device, batch_size, fps, chosen)
         if features_out is not None:
             features_out[name] = features
         scores = score_prompt_videos(name, features, chosen)
@@ -107,6 +120,7 @@ def evaluate_videos(model_dirs: dict, samples: dict[str, tuple[str | Path, dict[
     from ..prompts import sample_file
 
     tables = []
+    loaded = load_models(list(evaluators), model_dirs, device, batch_size)
     with tqdm(total=sum(len(prompts) for _, prompts in samples.values()), desc=f"evaluate {method}") as bar:
         for motion, (sample_dir, prompts) in samples.items():
             motion_tables, motion_features = {}, {}
@@ -115,7 +129,7 @@ def evaluate_videos(model_dirs: dict, samples: dict[str, tuple[str | Path, dict[
                 motion_features[pid] = {}
                 table = evaluate_prompt(list(evaluators), prompt, videos, model_dirs, device=device,
                                         batch_size=batch_size, features_out=motion_features[pid],
-                                        chosen=metrics_on, fps=fps)
+                                        chosen=metrics_on, fps=fps, loaded=loaded)
                 ids = {"method": method, "motion": motion, "prompt_id": pid, "prompt": prompt}
                 for column, value in reversed(list(ids.items())):
                     table.insert(0, column, value)

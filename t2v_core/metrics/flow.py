@@ -204,16 +204,23 @@ def video_flow_features(flows: RaftFlows, frames: np.ndarray, fps: float, wanted
     return out
 
 
-def raft_features(prompt: str, videos: dict, model_dirs: dict, device="cpu", batch_size: int = 32,
+def load_raft_model(model_dirs: dict, device="cpu", batch_size: int = 32) -> dict:
+    """The RAFT evaluator's load step, once per evaluate job."""
+    from ..models.loading import load_raft
+
+    return {"raft": load_raft(model_dirs["raft"], device)}
+
+
+def raft_features(prompt: str, videos: dict, models: dict, device="cpu", batch_size: int = 32,
                   fps: float = 8.0, metrics=None) -> dict:
     """Per seed: :func:`video_flow_features` of the video (for ``metrics``, names of the flow
     metrics computed; None = all), and, for temporal flickering, its frames' flickering score."""
-    from ..models.loading import load_raft
+    from ..models.loading import load_raft, loaded_model
     from .vbench import temporal_flickering
 
     wanted = set(metrics) if metrics is not None else {
         "flow_magnitude", "dynamic_degree", "temporal_flickering", "static_video", "warping_error"}
-    model = load_raft(model_dirs["raft"], device)
+    model = loaded_model(models["raft"], load_raft, device)
     out = {}
     for seed, frames in sorted(videos.items()):
         flows = RaftFlows(model, frames.shape[1], frames.shape[2], device=device, batch_size=batch_size)

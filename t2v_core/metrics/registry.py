@@ -80,15 +80,18 @@ LATEX_ARROWS = {"↑": r"$\uparrow$", "↓": r"$\downarrow$", "→1": r"$\to 1$"
 
 @dataclass(frozen=True)
 class Evaluator:
-    """Features of the videos of one prompt: ``features(prompt, {seed: uint8 frames},
-    model_dirs, device=..., batch_size=...) -> {seed: features}``; a function that also takes
-    ``fps`` (the videos' frame rate) or ``metrics`` (the names of its metrics being computed)
-    gets them."""
+    """Features of the videos of one prompt: ``features(prompt, {seed: uint8 frames}, models,
+    device=..., batch_size=...) -> {seed: features}``, ``models`` being what :attr:`load` gave
+    (by default the prepared folders, kind -> path); a function that also takes ``fps`` (the
+    videos' frame rate) or ``metrics`` (the names of its metrics being computed) gets them."""
 
     name: str
     features: Callable[..., dict]
     #: Prepared models it loads (folders of prepare_models): inputs of the evaluate jobs.
     models: tuple[str, ...] = ()
+    #: ``load(model_dirs, device, batch_size) -> models``: the models loaded once per evaluate
+    #: job, for every prompt's ``features``; None = ``features`` gets the folders.
+    load: Callable[..., dict] | None = None
     #: Whether it runs for a (validated) config; the CLIP evaluator always does.
     applies: Callable[[dict], bool] = lambda config: True
     #: One sentence for the report, when it runs: what it scores and with what.
@@ -181,7 +184,7 @@ def _any_switched_on(evaluator: str):
 
 
 register_evaluator(Evaluator(
-    "clip", clip.load_clip_features, models=("clip",),
+    "clip", clip.load_clip_features, models=("clip",), load=clip.load_embedder,
     description="CLIP cosine similarities x 100 (alignment, consistency, diversity)",
 ))
 register_metric(Metric(
@@ -220,7 +223,7 @@ register_metric(Metric(
 ))
 
 register_evaluator(Evaluator(
-    "clip_patch_tokens", clip.load_clip_patch_tokens, models=("clip",), applies=_any_switched_on("clip_patch_tokens"),
+    "clip_patch_tokens", clip.load_clip_patch_tokens, models=("clip",), load=clip.load_embedder, applies=_any_switched_on("clip_patch_tokens"),
     description="the CLIP image tower's patch tokens of the frames (subject consistency where there is no DINO)",
 ))
 register_metric(Metric(
@@ -235,7 +238,7 @@ register_metric(Metric(
 # VBench's dimensions (Vchitect/VBench) that fit the study, computed on the videos VBench computes
 # them on; t2v_core/metrics/vbench.py and flow.py have the formulas.
 register_evaluator(Evaluator(
-    "frames", lambda prompt, videos, model_dirs, device="cpu", batch_size=32: dict(sorted(videos.items())),
+    "frames", lambda prompt, videos, models, device="cpu", batch_size=32: dict(sorted(videos.items())),
     applies=_any_switched_on("frames"), description="the frames themselves (no model)",
 ))
 register_metric(Metric(
@@ -245,7 +248,7 @@ register_metric(Metric(
     "moving videos it mostly measures how little they move", unit="x 100", switch="frame_steadiness",
 ))
 register_evaluator(Evaluator(
-    "dino", vbench.dino_features, models=("dino",), applies=_any_switched_on("dino"),
+    "dino", vbench.dino_features, models=("dino",), load=vbench.load_dino_model, applies=_any_switched_on("dino"),
     description="DINO ViT-B/16 features of the frames (VBench's subject consistency)",
 ))
 register_metric(Metric(
@@ -256,7 +259,7 @@ register_metric(Metric(
     "to 224 on the shorter side", unit="x 100", switch="subject_consistency",
 ))
 register_evaluator(Evaluator(
-    "raft", flow.raft_features, models=("raft",), applies=_any_switched_on("raft"),
+    "raft", flow.raft_features, models=("raft",), load=flow.load_raft_model, applies=_any_switched_on("raft"),
     description="RAFT optical flow, 20 iterations, as VBench runs it (VBench's static filter and dynamic "
                 "degree, Lai et al.'s warping error)",
 ))
@@ -291,7 +294,8 @@ register_metric(Metric(
     unit="pixels per frame", switch="dynamic_degree",
 ))
 register_evaluator(Evaluator(
-    "aesthetic", vbench.aesthetic_features, models=("clip", "aesthetic"), applies=_any_switched_on("aesthetic"),
+    "aesthetic", vbench.aesthetic_features, models=("clip", "aesthetic"), load=vbench.load_aesthetic_models,
+    applies=_any_switched_on("aesthetic"),
     description="LAION's aesthetic predictor on the CLIP image embeddings of the frames",
 ))
 register_metric(Metric(

@@ -76,13 +76,21 @@ def clip_input(frames: np.ndarray, size: int):
     return normalize(x, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
 
 
-def dino_features(prompt: str, videos: dict, model_dirs: dict, device="cpu", batch_size: int = 32) -> dict:
-    """Per seed: the DINO CLS features (F, D) of the video's frames."""
-    import torch
-
+def load_dino_model(model_dirs: dict, device="cpu", batch_size: int = 32) -> dict:
+    """The DINO evaluator's load step, once per evaluate job."""
     from ..models.loading import load_dino
 
-    model, _ = load_dino(model_dirs["dino"], device)
+    return {"dino": load_dino(model_dirs["dino"], device)[0]}
+
+
+def dino_features(prompt: str, videos: dict, models: dict, device="cpu", batch_size: int = 32) -> dict:
+    """Per seed: the DINO CLS features (F, D) of the video's frames; ``models["dino"]``: the
+    prepared folder or the model :func:`load_dino_model` loaded."""
+    import torch
+
+    from ..models.loading import load_dino, loaded_model
+
+    model = loaded_model(models["dino"], lambda folder, dev: load_dino(folder, dev)[0], device)
     out = {}
     with torch.no_grad():
         for seed, frames in sorted(videos.items()):
@@ -92,18 +100,25 @@ def dino_features(prompt: str, videos: dict, model_dirs: dict, device="cpu", bat
     return out
 
 
-def aesthetic_features(prompt: str, videos: dict, model_dirs: dict, device="cpu", batch_size: int = 32) -> dict:
+def load_aesthetic_models(model_dirs: dict, device="cpu", batch_size: int = 32) -> dict:
+    """The aesthetic evaluator's load step (the CLIP model and LAION's head), once per evaluate job."""
+    from ..models.loading import load_aesthetic, load_clip
+
+    return {"clip": load_clip(model_dirs["clip"], device)[0], "aesthetic": load_aesthetic(model_dirs["aesthetic"], device)}
+
+
+def aesthetic_features(prompt: str, videos: dict, models: dict, device="cpu", batch_size: int = 32) -> dict:
     """Per seed: LAION's aesthetic score of each frame (the linear head on the frame's
     L2-normalised CLIP image embedding, the frame preprocessed by :func:`clip_input` at the
     CLIP's own input size: 224 for ViT-L/14)."""
     import torch
 
-    from ..models.loading import load_aesthetic, load_clip
+    from ..models.loading import load_aesthetic, load_clip, loaded_model
 
-    model, _, _ = load_clip(model_dirs["clip"], device)
+    model = loaded_model(models["clip"], lambda folder, dev: load_clip(folder, dev)[0], device)
     size = model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
-    head = load_aesthetic(model_dirs["aesthetic"], device)
+    head = loaded_model(models["aesthetic"], load_aesthetic, device)
     out = {}
     with torch.no_grad():
         for seed, frames in sorted(videos.items()):
@@ -111,7 +126,7 @@ def aesthetic_features(prompt: str, videos: dict, model_dirs: dict, device="cpu"
             embeddings = torch.cat([model.encode_image(x[i:i + batch_size].to(device)).float()
                                     for i in range(0, len(x), batch_size)])
             if embeddings.shape[1] != head.in_features:
-                raise ValueError(f"{model_dirs['aesthetic']}: the aesthetic head reads {head.in_features}-wide CLIP "
+                raise ValueError(f"models.aesthetic: the aesthetic head reads {head.in_features}-wide CLIP "
                                  f"embeddings (ViT-L/14), models.clip gives {embeddings.shape[1]}-wide ones")
             embeddings = embeddings / embeddings.norm(dim=-1, keepdim=True)
             out[seed] = head(embeddings)[:, 0].double().cpu().numpy()

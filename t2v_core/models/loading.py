@@ -37,6 +37,12 @@ def _state_dict(model_dir: Path, safetensors_file: str, pth_file: str, what: str
     return torch.load(model_dir / pth_file, map_location="cpu", weights_only=True)
 
 
+def loaded_model(model, load, device="cpu"):
+    """``model`` as given when it is already loaded, else ``load(model, device)`` of its prepared
+    folder (a path): the evaluators' features take either, the evaluate job loading once."""
+    return load(model, device) if isinstance(model, (str, Path)) else model
+
+
 def load_base_components(model_dir: str | Path, device="cpu", dtype=torch.float32) -> dict:
     """The text-to-image model's parts from a diffusers folder, DDIM as the scheduler."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
