@@ -19,7 +19,7 @@ from t2v_core.metrics.registry import (
     metrics,
     switched_on,
 )
-from t2v_core.models.prepare import MODEL_KINDS, get_model_source, models_dir_conflicts
+from t2v_core.models.prepare import get_model_source, model_kind_names, models_dir_conflicts
 from t2v_core.prompts import prompt_table
 
 # Validate against config/schema.yaml, fill defaults, reject unknown keys (all errors at once).
@@ -33,7 +33,7 @@ DATA = f"{RESULTS}/data"
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 
-# Methods, fine-tuned models, model sources and evaluators come from the registries of
+# Methods, fine-tuned models, model kinds and sources, and evaluators come from the registries of
 # t2v_core (methods/, models/prepare.py, metrics/registry.py): the rules name none of them.
 METHODS = config["methods"]
 LABELS = [get_method(method).label for method in METHODS]
@@ -79,7 +79,7 @@ wildcard_constraints:
     motion="|".join(MOTIONS),
     method="|".join(METHODS),
     trained="|".join(TRAININGS) or "^$",
-    model="|".join(MODEL_KINDS),
+    model="|".join(model_kind_names()),
     prompt_id=r"[a-z0-9_]+-[0-9a-f]{8}",
 
 

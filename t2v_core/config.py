@@ -38,9 +38,11 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
 def assemble_schema(schema: dict) -> dict:
     """``schema`` with what the registries (plugins included) declare: the names ``methods`` may
     list and its default, each method's block ``sampling.<name>``, each fine-tuned model's
-    ``finetune.<name>``, the metric switches of ``evaluation.metrics``."""
+    ``finetune.<name>``, each model kind's ``models.<kind>``, the metric switches of
+    ``evaluation.metrics``."""
     from .methods import GROUPS, default_methods, get_method, method_names, trainings
     from .metrics.registry import metric_switches
+    from .models.prepare import get_model_kind, model_kind_names
     from .settings import block
 
     schema = deepcopy(schema)
@@ -52,6 +54,12 @@ def assemble_schema(schema: dict) -> dict:
         top["sampling"]["properties"][name] = block(method.description, method.settings)
     for name, training in trainings().items():
         top["finetune"]["properties"][name] = block(training.description, training.settings)
+    models = top["models"]["properties"]
+    for name in model_kind_names():
+        if name in models:  # a kind called "dir" would replace the key models.dir
+            raise ValueError(f"model kind {name!r}: models.{name} is already a key of the schema")
+        kind = get_model_kind(name)
+        models[name] = block(kind.description, kind.settings)
     top["evaluation"]["properties"]["metrics"]["items"]["enum"] = metric_switches()
     return schema
 

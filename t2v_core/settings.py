@@ -1,7 +1,8 @@
 """Settings declared beside the code they configure: a method's block ``sampling.<name>``, a
-fine-tuned model's ``finetune.<name>`` are JSON-schema fragments that the method's module
-writes (as YAML, the schema's language) and that :func:`t2v_core.config.load_schema` puts into
-the schema the workflow validates against. config/schema.yaml keeps the experiment's own keys.
+fine-tuned model's ``finetune.<name>``, a model kind's ``models.<kind>`` are JSON-schema
+fragments that their module writes (as YAML, the schema's language) and that
+:func:`t2v_core.config.load_schema` puts into the schema the workflow validates against.
+config/schema.yaml keeps the experiment's own keys.
 """
 
 from __future__ import annotations

@@ -27,10 +27,10 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    from t2v_core.models.prepare import MODEL_KINDS, prepare_model
+    from t2v_core.models.prepare import model_kind_names, prepare_model
 
     root = tmp_path_factory.mktemp("models")
-    for kind in MODEL_KINDS:
+    for kind in model_kind_names():
         prepare_model(kind, root / kind, {"source": "tiny", "seed": 0})
     return root
 

@@ -14,7 +14,7 @@ from conftest import REPO
 
 from t2v_core.config import load_config, validate_config
 from t2v_core.download import ChecksumError
-from t2v_core.models import prepare
+from t2v_core.models import builtin_kinds, prepare
 from t2v_core.models.layout import (
     AESTHETIC_SAFETENSORS_FILE, AESTHETIC_WEIGHTS_FILE, DINO_SAFETENSORS_FILE, DINO_WEIGHTS_FILE, MARKER_FILE,
     RAFT_SAFETENSORS_FILE, RAFT_WEIGHTS_FILE,
@@ -102,7 +102,7 @@ def served_model(kind):
         return DinoVisionTransformer(**config, img_size=image_size, dynamic_img_size=True)
     if kind == "raft":
         return raft_small(weights=None)
-    return torch.nn.Linear(prepare.AESTHETIC_CONFIG["in_features"], 1)
+    return torch.nn.Linear(builtin_kinds.AESTHETIC_CONFIG["in_features"], 1)
 
 
 @torch.no_grad()
@@ -112,7 +112,7 @@ def outputs(kind, model):
         return [model(images(2, 3, 32, width)) for width in (32, 48)]
     if kind == "raft":
         return model(images(1, 3, 128, 128, seed=0), images(1, 3, 128, 128, seed=1), num_flow_updates=2)
-    return [model(images(4, prepare.AESTHETIC_CONFIG["in_features"]))]
+    return [model(images(4, builtin_kinds.AESTHETIC_CONFIG["in_features"]))]
 
 
 def serve(http_server, kind, model) -> tuple[str, str]:
@@ -125,7 +125,7 @@ def serve(http_server, kind, model) -> tuple[str, str]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_download_loads_the_served_weights(http_server, tmp_path, monkeypatch, kind):
-    monkeypatch.setattr(prepare, "DINO_CONFIG", TINY_DINO)
+    monkeypatch.setattr(builtin_kinds, "DINO_CONFIG", TINY_DINO)
     model = served_model(kind)
     url, digest = serve(http_server, kind, model)
     settings = {"dino": {"url": url, "sha256": None},  # unpinned, as the default
@@ -172,9 +172,9 @@ def test_what_each_download_is_pinned_to_is_stated():
     """The report's model notes: every model the paper config downloads, with the commit or
     sha256 it is pinned to, or NOT PINNED said plainly."""
     paper = load_config(REPO / "config" / "config.yaml")
-    lines = get_model_source("download").describe(paper["models"], list(prepare.MODEL_KINDS))
+    lines = get_model_source("download").describe(paper["models"], prepare.model_kind_names())
     pins = {line.split(":")[0].removeprefix("Download of "): line for line in lines if line.startswith("Download")}
-    assert set(pins) == set(prepare.MODEL_KINDS)
+    assert set(pins) == set(prepare.model_kind_names())
     assert "revision 133a221b8aa7292a167afc5127cb63fb5005638b (a commit" in pins["base"]
     assert "revision 6167b88ffe39b4441fdf2113e77b99a6f56b7906 (a commit" in pins["motion_adapter"]
     assert pins["sam"].endswith(f"sha256 {paper['models']['sam']['sha256']}")

@@ -48,9 +48,23 @@ def _write_first_frame(out_path, data, motion, prompt, height, width):
 
 # --- Models: the ones trained on the world (make toy-models), shipped in the package.
 
+#: The model kinds that the toy world trains (t2v_core/toy/train.py) and ships; it has none of
+#: the others (VBench's DINO, RAFT, aesthetic head).
+TOY_MODEL_KINDS = ("base", "sam", "clip", "motion_adapter")
+
+
+def toy_kind_dir(kind: str, toy_dir=None) -> Path:
+    """The folder of the toy world's trained ``kind`` model; a kind it does not train is named."""
+    if kind not in TOY_MODEL_KINDS:
+        raise ValueError(f"model kind {kind!r}: models.source {NAME} has no such model (the toy world trains "
+                         f"{', '.join(TOY_MODEL_KINDS)}); leave out the methods and evaluation.metrics that load "
+                         f"it, or choose another models.source")
+    return toy_model_dir(kind, toy_dir)
+
+
 def copy_toy_model(kind: str, out_dir: Path, toy_dir=None) -> None:
     """The toy world's trained ``kind`` model (shipped in the package, or from ``toy_dir``)."""
-    source = toy_model_dir(kind, toy_dir)
+    source = toy_kind_dir(kind, toy_dir)
     if not (source / MARKER_FILE).exists():
         raise FileNotFoundError(f"{source}: no trained toy {kind} model ({MARKER_FILE} missing); "
                                 f"train them with `make toy-models`")
@@ -101,7 +115,7 @@ register_model_source(ModelSource(
     NAME,
     prepare=lambda kind, work, models_config: copy_toy_model(kind, work, models_config.get("toy_dir")),
     settings=lambda kind, models_config: {"source": NAME, "toy_dir": models_config["toy_dir"]},
-    input_folder=lambda kind, models_config: toy_model_dir(kind, models_config["toy_dir"]),
+    input_folder=lambda kind, models_config: toy_kind_dir(kind, models_config["toy_dir"]),
     describe=lambda models_config, kinds: [
         "Models: the toy world's text-to-image model, CLIP and SAM, trained by this project (``make toy-models``; "
         "t2v_core/toy/models)" + (", and its motion adapter (AnimateDiff's motion modules, trained on the toy "
