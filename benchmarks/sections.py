@@ -200,7 +200,7 @@ def bench_text2video_zero(parts, cfg, device) -> dict:
     ours as the sampling jobs run it (:func:`compare_paths`), and ours in fp32 against diffusers'
     on one seed (frames within one uint8 level)."""
     from t2v_core.methods.text2video_zero import sample_text2video_zero_diffusers
-    from t2v_core.text2video_zero import Text2VideoZeroPipeline
+    from t2v_core.text2video_zero_pipeline import Text2VideoZeroPipeline
 
     class Timed(TimedCalls, Text2VideoZeroPipeline):
         timing_device = device

@@ -35,10 +35,10 @@ BENCHMARKS = f"{RESULTS}/benchmarks"
 
 # Methods, fine-tuned models, model kinds and sources, and evaluators come from the registries of
 # t2v_core (methods/, models/prepare.py, metrics/registry.py): the rules name none of them.
-METHODS = config["methods"]
-LABELS = [get_method(method).label for method in METHODS]
-TRAININGS = trainings(METHODS)
-EVALUATORS = evaluators_for(config)
+RUN_METHODS = config["methods"]
+LABELS = [get_method(method).label for method in RUN_METHODS]
+TRAININGS = trainings(RUN_METHODS)
+RUN_EVALUATORS = evaluators_for(config)
 MODEL_SOURCE = get_model_source(config["models"]["source"])
 SEEDS = config["sampling"]["seeds"]
 MOTIONS = {m["name"]: m for m in config["motions"]}
@@ -77,7 +77,7 @@ def job_resources(rule):
 
 wildcard_constraints:
     motion="|".join(MOTIONS),
-    method="|".join(METHODS),
+    method="|".join(RUN_METHODS),
     trained="|".join(TRAININGS) or "^$",
     model="|".join(model_kind_names()),
     prompt_id=r"[a-z0-9_]+-[0-9a-f]{8}",
@@ -102,7 +102,7 @@ def report_notes():
     data_source = generated_source(config["data"]["source"])
     if data_source is not None:
         notes.append(data_source.description)
-    for name in EVALUATORS:
+    for name in RUN_EVALUATORS:
         defined = [
             m.description
             for m in metrics(name)
@@ -129,9 +129,9 @@ def report_notes():
 
 def used_model_kinds():
     """The prepared models that the run's methods, fine-tunings and evaluators load."""
-    kinds = {kind for method in METHODS for kind in get_method(method).models}
+    kinds = {kind for method in RUN_METHODS for kind in get_method(method).models}
     kinds |= {kind for training in TRAININGS.values() for kind in training.models}
-    kinds |= {kind for name in EVALUATORS for kind in get_evaluator(name).models}
+    kinds |= {kind for name in RUN_EVALUATORS for kind in get_evaluator(name).models}
     return sorted(kinds)
 
 
@@ -150,7 +150,7 @@ def check_models_dir():
 
 def report_deviations():
     """Each method's departure from its paper, as its module states it."""
-    return [get_method(m).deviation for m in METHODS if get_method(m).deviation]
+    return [get_method(m).deviation for m in RUN_METHODS if get_method(m).deviation]
 
 
 def training_prompt(motion):
@@ -261,7 +261,7 @@ def get_sample_input(wildcards):
 def get_evaluate_input(wildcards):
     """The sampling folders of every motion of the method (in MOTIONS order), and the models
     of the evaluators that run."""
-    models = {model for name in EVALUATORS for model in get_evaluator(name).models}
+    models = {model for name in RUN_EVALUATORS for model in get_evaluator(name).models}
     return {
         "samples": expand(SAMPLES, method=wildcards.method, motion=MOTIONS),
         **{model: f"{MODELS}/{model}" for model in sorted(models)},
@@ -274,7 +274,7 @@ def all_prompts():
 
 
 def get_metric_tables(wildcards=None):
-    return [f"{RESULTS}/metrics/{method}.csv" for method in METHODS]
+    return [f"{RESULTS}/metrics/{method}.csv" for method in RUN_METHODS]
 
 
 def disk_stages():
@@ -306,7 +306,7 @@ def get_kept_products():
     products = [f"{MODELS}/{kind}" for kind in used_model_kinds()]
     if TRAININGS:
         products += [f"{DATA}/train/{motion}" for motion in MOTIONS]
-    if any(get_method(method).needs_first_frame_image for method in METHODS):
+    if any(get_method(method).needs_first_frame_image for method in RUN_METHODS):
         products += [
             f"{DATA}/first_frames/{p['motion']}/{p['prompt_id']}.png" for p in PROMPTS
         ]
@@ -317,7 +317,7 @@ def get_kept_products():
         products += expand(
             [f"{run}/adapter", f"{run}/loss.csv", f"{run}/loss.png"], motion=MOTIONS
         )
-    products += expand(SAMPLES, method=METHODS, motion=MOTIONS)
+    products += expand(SAMPLES, method=RUN_METHODS, motion=MOTIONS)
     products += get_metric_tables()
     return products + [
         f"{RESULTS}/metrics/{name}.csv" for name in ("videos", "prompts", "motions")

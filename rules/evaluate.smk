@@ -18,7 +18,7 @@ rule evaluate:
         prompts=all_prompts(),
         seeds=SEEDS,
         batch_size=config["evaluation"]["batch_size"],
-        evaluators=EVALUATORS,
+        evaluators=RUN_EVALUATORS,
         metrics_on=config["evaluation"]["metrics"],
         # the videos' frame rate: VBench's dynamic degree reads every round(fps / 8)-th frame
         fps=config["video"]["fps"],
@@ -75,7 +75,7 @@ rule aggregate:
     conda:
         "../environment.yml"
     params:
-        methods=METHODS,
+        methods=RUN_METHODS,
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
         seed=config["evaluation"]["seed"],
         # for the captions (report/*.rst): what the models, data and metrics are, and the

@@ -22,8 +22,8 @@ get_grid_outputs = partial(
 
 rule grid:
     input:
-        # every method's videos of this motion, in METHODS order
-        samples=expand(SAMPLES, method=METHODS, allow_missing=True),
+        # every method's videos of this motion, in RUN_METHODS order
+        samples=expand(SAMPLES, method=RUN_METHODS, allow_missing=True),
     output:
         mp4=report(
             GRID_MP4,
@@ -50,8 +50,8 @@ rule grid:
 
 rule contact_sheet:
     input:
-        # every method's videos of this motion, in METHODS order
-        samples=expand(SAMPLES, method=METHODS, allow_missing=True),
+        # every method's videos of this motion, in RUN_METHODS order
+        samples=expand(SAMPLES, method=RUN_METHODS, allow_missing=True),
     output:
         report(
             CONTACT_SHEET,

@@ -208,7 +208,7 @@ def test_an_evaluate_job_loads_each_evaluators_models_once(tiny_model_dir, tmp_p
     samples = {motion: (_sample_folder(tmp_path / motion, prompts, (0, 1), rng), prompts) for motion in ("m1", "m2")}
     dirs = {kind: tiny_model_dir / kind for kind in ("clip", "dino", "aesthetic")}
     table = evaluate_videos(dirs, samples, [0, 1], "lamp", tmp_path / "lamp.csv", evaluators=("clip", "dino", "aesthetic"),
-                            metrics_on=["subject_consistency", "aesthetic_quality"])
+                            metrics_on=["subject_consistency_dino", "aesthetic_quality"])
     assert sorted(calls) == ["load_aesthetic", "load_clip", "load_clip", "load_dino"]
     from t2v_core.prompts import sample_file
     from t2v_core.video_io import read_video

@@ -10,6 +10,7 @@ import yaml
 
 from t2v_core.config import ConfigError, load_schema, validate_config
 from t2v_core.data.sources import data_source_names
+from t2v_core.jobs.finetune import finetune_motion
 from t2v_core.methods import get_method, method_names, trainings
 from t2v_core.metrics.registry import evaluators_for, get_evaluator, metric_switches, metrics, table_metrics
 from t2v_core.models.prepare import model_source_names
@@ -60,7 +61,7 @@ def test_a_method_nobody_registered_is_named(monkeypatch):
 
     config = {"motions": [{"name": "m", "prompts": ["p"]}], "methods": ["lamp", "per_frame_t2i"]}
     validate_config(config)
-    monkeypatch.delitem(registry.METHODS._items, "per_frame_t2i")  # put back after the test
+    monkeypatch.delitem(registry.METHOD_REGISTRY._items, "per_frame_t2i")  # put back after the test
     with pytest.raises(ConfigError, match=r"methods.1: 'per_frame_t2i' is not one of"):
         validate_config(config)
 
@@ -131,9 +132,9 @@ def fine_tuned(tiny_model_dir, tmp_path_factory):
     folders = {}
     for name, training in trainings().items():
         folders[name] = root / name / "adapter"
-        training.finetune(load_base_components(tiny_model_dir / "base"), clips, "a square", folders[name],
-                          root / name / "checkpoints", video, settings, mask_paths=masks,
-                          model_dirs={model: tiny_model_dir / model for model in training.models})
+        finetune_motion(training, load_base_components(tiny_model_dir / "base"), clips, "a square", folders[name],
+                        root / name / "checkpoints", video, settings, mask_paths=masks,
+                        model_dirs={model: tiny_model_dir / model for model in training.models})
     return folders
 
 

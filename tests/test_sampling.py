@@ -10,7 +10,7 @@ from t2v_core.sampling import (
     SamplingError, encode_first_frame, lamp_adain_final, lamp_adain_step, load_first_frame,
     match_histograms_to_first_frame, match_statistics, shared_noise,
 )
-from t2v_core.text2video_zero import Text2VideoZeroPipeline, translate_latents
+from t2v_core.text2video_zero_pipeline import Text2VideoZeroPipeline, translate_latents
 from t2v_core.video_unet import TemporalAdapter
 
 

@@ -1,13 +1,13 @@
 """The method registry: every row of the comparison table, declared once (one module per
 method) and read by the rules, the sampling job, the tables and the report.
 
-Every module of this package that has a ``METHODS`` tuple is found and its methods registered,
-the study's in the order of its table (:data:`TABLE_ORDER`), any other module after them in name
-order; plugins register theirs with :func:`register_method`. Adding a sampling-only method is
-therefore a module (here or in a plugin) with a :class:`Method` subclass (``load``, ``sample``),
-its settings (:attr:`Method.settings`, the schema's block ``sampling.<name>``) and
-``METHODS = (its instance,)``, and its tests: the schema's ``methods`` and ``sampling`` come
-from the registry.
+Every module of this package that has a ``DECLARED_METHODS`` tuple is found and its methods
+registered (in :data:`METHOD_REGISTRY`), the study's in the order of its table
+(:data:`TABLE_ORDER`), any other module after them in name order; plugins register theirs with
+:func:`register_method`. Adding a sampling-only method is therefore a module (here or in a
+plugin) with a :class:`Method` subclass (``load``, ``sample``), its settings
+(:attr:`Method.settings`, the schema's block ``sampling.<name>``) and ``DECLARED_METHODS = (its
+instance,)``, and its tests: the schema's ``methods`` and ``sampling`` come from the registry.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pkgutil
 from ..plugins import Registry, missing_registration
 from .base import Method, Training
 
-METHODS = Registry("method")
+METHOD_REGISTRY = Registry("method")
 
 
 def register_method(method: Method) -> None:
@@ -26,12 +26,12 @@ def register_method(method: Method) -> None:
     if method.name in GROUPS:
         raise ValueError(f"method {method.name!r}: the name stands for a group of methods in the config")
     training = method.training
-    for other in METHODS.registered():
+    for other in METHOD_REGISTRY.registered():
         if training is not None and other.training is not None and other.training.name == training.name \
                 and other.training != training:
             raise ValueError(f"method {method.name!r}: another fine-tuned model is already called "
                              f"{training.name!r} (by {other.name!r})")
-    METHODS.register(method)
+    METHOD_REGISTRY.register(method)
 
 
 #: The modules of the study's methods, in the order of its table's rows (the default ``methods``).
@@ -43,13 +43,13 @@ GROUPS = ("study", "variants")
 _modules = sorted((m.name for m in pkgutil.iter_modules(__path__)),
                   key=lambda name: (TABLE_ORDER.index(name) if name in TABLE_ORDER else len(TABLE_ORDER), name))
 for _module in _modules:
-    for _method in getattr(importlib.import_module(f"{__name__}.{_module}"), "METHODS", ()):
+    for _method in getattr(importlib.import_module(f"{__name__}.{_module}"), "DECLARED_METHODS", ()):
         register_method(_method)
 
 
 def method_names() -> list[str]:
     """Every registered method: the built-in ones by module name, then the plugins'."""
-    return METHODS.names()
+    return METHOD_REGISTRY.names()
 
 
 def default_methods() -> list[str]:
@@ -66,7 +66,7 @@ def expand_groups(names: list[str]) -> list[str]:
 
 
 def get_method(name: str) -> Method:
-    return METHODS.get(name)
+    return METHOD_REGISTRY.get(name)
 
 
 def trainings(methods=None) -> dict[str, Training]:

@@ -194,4 +194,4 @@ lora_scale:
   description: Scale of the MotionLoRA's update (AnimateDiff's inference configs use alpha 1.0).
 """)})
 
-METHODS = (ANIMATEDIFF, ANIMATEDIFF_MOTIONLORA)
+DECLARED_METHODS = (ANIMATEDIFF, ANIMATEDIFF_MOTIONLORA)

@@ -143,4 +143,4 @@ LAMP = AdapterMethod(
     poster={"alignment": 29.01, "consistency": 98.12, "diversity": 86.51}, first_frame="latents", training=LAMP_TRAINING,
     settings=VIDEO_SAMPLING)
 
-METHODS = (LAMP,)
+DECLARED_METHODS = (LAMP,)

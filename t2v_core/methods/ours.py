@@ -111,4 +111,4 @@ def variant_modes(training: Training, label: str) -> tuple[AdapterMethod, Adapte
 VARIANTS = (*variant_modes(OURS_NORMALISED, "Ours normalised"), *variant_modes(OURS_FG_LOSS, "Ours fg loss"),
             *variant_modes(OURS_FG_NOISE, "Ours fg noised"))
 
-METHODS = (OURS_NOISE, OURS_LATENTS, OURS_NOISE_NO_ADAIN, *VARIANTS)
+DECLARED_METHODS = (OURS_NOISE, OURS_LATENTS, OURS_NOISE_NO_ADAIN, *VARIANTS)

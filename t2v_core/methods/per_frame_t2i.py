@@ -42,4 +42,4 @@ PER_FRAME_T2I = PerFrameT2I(
     settings=properties("""guidance_scale: {$ref: "#/definitions/guidance_scale", default: 7.5}"""),
 )
 
-METHODS = (PER_FRAME_T2I,)
+DECLARED_METHODS = (PER_FRAME_T2I,)

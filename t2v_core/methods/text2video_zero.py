@@ -1,5 +1,5 @@
 """Text2Video-Zero (Khachatryan et al., ICCV 2023): zero-shot, sampled by our own pipeline
-(:class:`t2v_core.text2video_zero.Text2VideoZeroPipeline`: batched, bf16 on GPUs) or, with
+(:class:`t2v_core.text2video_zero_pipeline.Text2VideoZeroPipeline`: batched, bf16 on GPUs) or, with
 ``sampling.text2video_zero.implementation: diffusers``, by diffusers' deprecated reference
 ``TextToVideoZeroPipeline`` over the base model's components (for cross-checks)."""
 
@@ -62,7 +62,7 @@ class Text2VideoZero(Method):
                 f"t1={settings['t1']}, num_inference_steps={steps}"]
 
     def load(self, model_dirs, adapter_dir, device, dtype=None):
-        from ..text2video_zero import Text2VideoZeroPipeline
+        from ..text2video_zero_pipeline import Text2VideoZeroPipeline
 
         pipe = Text2VideoZeroPipeline(**super().load(model_dirs, adapter_dir, device, dtype))
         pipe.set_progress_bar_config(desc=f"{self.name} denoising")
@@ -97,7 +97,7 @@ implementation:
   enum: [ours, diffusers]
   default: ours
   description: >-
-    ours = this project's pipeline (t2v_core/text2video_zero.py: the original's
+    ours = this project's pipeline (t2v_core/text2video_zero_pipeline.py: the original's
     algorithm, seeds batched, bf16 on GPUs); diffusers = diffusers' deprecated
     TextToVideoZeroPipeline, one video per call (for cross-checks: on CPUs in float32
     the two give frames within one uint8 level of each other).
@@ -143,4 +143,4 @@ prompt_suffix:
 """),
 )
 
-METHODS = (TEXT2VIDEO_ZERO,)
+DECLARED_METHODS = (TEXT2VIDEO_ZERO,)

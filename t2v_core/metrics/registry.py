@@ -98,23 +98,23 @@ class Evaluator:
     description: str = ""
 
 
-EVALUATORS = Registry("evaluator")
-METRICS = Registry("metric")
+EVALUATOR_REGISTRY = Registry("evaluator")
+METRIC_REGISTRY = Registry("metric")
 
 
 def register_evaluator(evaluator: Evaluator) -> None:
-    EVALUATORS.register(evaluator)
+    EVALUATOR_REGISTRY.register(evaluator)
 
 
 def register_metric(metric: Metric) -> None:
-    if metric.evaluator not in [evaluator.name for evaluator in EVALUATORS.registered()]:
+    if metric.evaluator not in [evaluator.name for evaluator in EVALUATOR_REGISTRY.registered()]:
         raise ValueError(f"metric {metric.name}: register its evaluator {metric.evaluator!r} first")
-    METRICS.register(metric)
+    METRIC_REGISTRY.register(metric)
 
 
 def metrics(evaluator: str | None = None) -> list[Metric]:
     """Every registered metric (of one evaluator), in registration order."""
-    return [m for m in METRICS.items() if evaluator is None or m.evaluator == evaluator]
+    return [m for m in METRIC_REGISTRY.items() if evaluator is None or m.evaluator == evaluator]
 
 
 def table_metrics(columns=None, table: str | None = None) -> list[Metric]:
@@ -143,16 +143,16 @@ def poster_metrics() -> list[Metric]:
 
 
 def get_metric(name: str) -> Metric:
-    return METRICS.get(name)
+    return METRIC_REGISTRY.get(name)
 
 
 def get_evaluator(name: str) -> Evaluator:
-    return EVALUATORS.get(name)
+    return EVALUATOR_REGISTRY.get(name)
 
 
 def evaluators_for(config: dict) -> list[str]:
     """The evaluators that run for ``config``, in registration order."""
-    return [evaluator.name for evaluator in EVALUATORS.items() if evaluator.applies(config)]
+    return [evaluator.name for evaluator in EVALUATOR_REGISTRY.items() if evaluator.applies(config)]
 
 
 def metric_switches() -> list[str]:
@@ -256,7 +256,7 @@ register_metric(Metric(
     vbench.subject_consistency,
     "subject consistency is VBench's, on every video: 100 x the mean over frames 2..F of (max(0, cos(frame, "
     "previous frame)) + max(0, cos(frame, first frame))) / 2 on DINO ViT-B/16 features of the frames resized "
-    "to 224 on the shorter side", unit="x 100", switch="subject_consistency",
+    "to 224 on the shorter side", unit="x 100", switch="subject_consistency_dino",
 ))
 register_evaluator(Evaluator(
     "raft", flow.raft_features, models=("raft",), load=flow.load_raft_model, applies=_any_switched_on("raft"),
