@@ -176,7 +176,6 @@ def sampling_settings(method):
     """Grid settings plus this method's own block only (see finetune_settings)."""
     return {
         "num_inference_steps": config["sampling"]["num_inference_steps"],
-        "batch_seeds": config["sampling"]["batch_seeds"],
         method: config["sampling"][method],
     }
 

@@ -59,7 +59,7 @@ def sampling_dtype(precision: str, device, bf16_supported: bool | None = None):
 
 
 def seed_batch_size(batch_seeds, device, num_seeds: int) -> int:
-    """How many seeds of a prompt are sampled as one batch: ``sampling.batch_seeds`` as given,
+    """How many seeds of a prompt are sampled as one batch: ``performance.batch_seeds`` as given,
     or for ``auto`` all of them on a GPU (a job halves the batch when it runs out of memory)
     and one on a CPU (where a batch of two takes as long as two videos one after the other)."""
     if batch_seeds == "auto":

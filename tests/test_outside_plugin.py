@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,9 +34,12 @@ OVERLAY = {
 def plugin_env(tmp_path_factory) -> dict:
     """The environment of a process that has the package installed (pip, offline: the build
     backend is this environment's setuptools)."""
-    site = tmp_path_factory.mktemp("plugin") / "site"
+    root = tmp_path_factory.mktemp("plugin")
+    source, site = root / "source", root / "site"
+    # built from a copy: setuptools leaves build/ and *.egg-info beside the sources
+    shutil.copytree(PACKAGE, source)
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                    "--no-build-isolation", "--target", str(site), str(PACKAGE)], check=True)
+                    "--no-build-isolation", "--target", str(site), str(source)], check=True)
     assert list(site.glob("t2v_example_plugin-*.dist-info")) or list(site.glob("t2v_example_plugin*"))
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
 

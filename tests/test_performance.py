@@ -65,8 +65,8 @@ class SeedColoured(Method):
 def test_a_job_halves_its_seed_batch_when_memory_runs_out(tmp_path):
     method = SeedColoured(max_batch=2)
     video = {"num_frames": 2, "height": 16, "width": 16, "fps": 8}
-    sample_motion(method, {}, {"p0": "a prompt"}, [1, 2, 3, 4, 5], video, {"batch_seeds": 5}, tmp_path / "out",
-                  performance={"precision": "bf16"})
+    sample_motion(method, {}, {"p0": "a prompt"}, [1, 2, 3, 4, 5], video, {}, tmp_path / "out",
+                  performance={"precision": "bf16", "batch_seeds": 5})
     assert method.calls[0] == ("load", torch.bfloat16)
     # 5 fails, then 2 + 2 + 1
     assert [n for kind, n in method.calls[1:]] == [5, 2, 2, 1]
@@ -79,7 +79,7 @@ def test_out_of_memory_with_one_video_is_not_hidden(tmp_path):
     method = SeedColoured(max_batch=0)
     with pytest.raises(torch.OutOfMemoryError):
         sample_motion(method, {}, {"p0": "a prompt"}, [1, 2], {"num_frames": 2, "height": 16, "width": 16, "fps": 8},
-                      {"batch_seeds": 2}, tmp_path / "out")
+                      {}, tmp_path / "out", performance={"batch_seeds": 2})
     assert [n for kind, n in method.calls[1:]] == [2, 1]
     assert not (tmp_path / "out").exists()
 
@@ -101,7 +101,7 @@ def test_the_sampling_job_uses_the_configured_batch_and_compile(tiny_model_dir, 
     monkeypatch.setattr(type(lamp), "sample_batch",
                         lambda self, loaded, prompt, generators, *a: batches.append(len(generators)) or
                         original(self, loaded, prompt, generators, *a))
-    sampling = {"num_inference_steps": 2, "batch_seeds": 2,
+    sampling = {"num_inference_steps": 2,
                 "lamp": {"guidance_scale": 7.5, "shared_noise_alpha": 0.2, "adain": True, "adain_late_fraction": 0.6,
                          "histogram_matching": False}}
     video = {"num_frames": 3, "height": 32, "width": 32, "fps": 8}
@@ -109,6 +109,6 @@ def test_the_sampling_job_uses_the_configured_batch_and_compile(tiny_model_dir, 
     Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)).save(first)
     sample_motion(lamp, {"base": tiny_model_dir / "base"}, {"p0": "a red square"}, [0, 1, 2], video, sampling,
                   tmp_path / "out", adapter_dir=adapter_dir, first_frames={"p0": first},
-                  performance={"precision": "fp32", "compile": "on", "compile_min_videos": 1})
+                  performance={"precision": "fp32", "compile": "on", "compile_min_videos": 1, "batch_seeds": 2})
     assert batches == [2, 1] and compiled == [{}]
     assert sorted(p.name for p in (tmp_path / "out").rglob("*.mp4")) == ["seed0.mp4", "seed1.mp4", "seed2.mp4"]

@@ -29,16 +29,17 @@ def sample_motion(method: Method, model_dirs: Mapping[str, Path], prompts: Mappi
     """Every seed of every prompt of one motion (``prompts``: prompt_id -> text) by ``method``,
     its models loaded once; an mp4 and a GIF per video at ``prompts.sample_file(out_dir, ...)``.
     ``first_frames``: prompt_id -> first-frame image, when the method needs one.
-    ``performance``: the config's block (precision, compile; default fp32 on CPUs, bf16 on
-    GPUs, no compile); ``sampling["batch_seeds"]``: seeds sampled as one batch (default auto)."""
-    performance = {"precision": "auto", "compile": "off", "compile_min_videos": 1, **(performance or {})}
+    ``performance``: the config's block (precision, compile, batch_seeds; default fp32 on CPUs,
+    bf16 on GPUs, no compile, all seeds of a prompt in one batch on GPUs, one on CPUs)."""
+    performance = {"precision": "auto", "compile": "off", "compile_min_videos": 1, "batch_seeds": "auto",
+                   **(performance or {})}
     dtype = sampling_dtype(performance["precision"], device)
     loaded = method.load(model_dirs, adapter_dir, device, dtype)
     options = compile_options(performance["compile"], device, len(prompts) * len(seeds),
                               performance["compile_min_videos"])
     if options is not None:
         method.compile(loaded, options)
-    batch = seed_batch_size(sampling.get("batch_seeds", "auto"), device, len(seeds))
+    batch = seed_batch_size(performance["batch_seeds"], device, len(seeds))
     log.info("%s: %d prompts x %d seeds in %s, %d seeds per batch, %s", method.name, len(prompts), len(seeds),
              str(dtype).removeprefix("torch."), batch, "compiled" if options is not None else "not compiled")
     with atomic_dir(out_dir) as work, tqdm(total=len(prompts) * len(seeds), desc=method.name) as bar:
