@@ -179,9 +179,10 @@ def bench_animatediff(parts, size, cfg, device, repeats=2) -> dict:
     video = {"num_frames": cfg["num_frames"], "height": cfg["height"], "width": cfg["width"]}
     sampling = {"num_inference_steps": cfg["sample_steps"],
                 "animatediff": {"guidance_scale": 7.5, "beta_schedule": "linear"}}
+    call = ANIMATEDIFF.resolve(video, sampling)
 
     def one():
-        return ANIMATEDIFF.sample(pipe, PROMPT, torch.Generator(device).manual_seed(0), video, sampling)
+        return ANIMATEDIFF.sample(pipe, PROMPT, torch.Generator(device).manual_seed(0), call)
 
     one()  # warm-up
     times = []

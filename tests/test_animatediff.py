@@ -74,7 +74,7 @@ def ours(name, tiny_model_dir, config, seed, adapter_dir=None, **settings):
     method = get_method(name)
     sampling = {"num_inference_steps": 5, name: {**config["sampling"][name], **settings}}
     loaded = method.load({model: tiny_model_dir / model for model in method.models}, adapter_dir, "cpu")
-    return method.sample(loaded, PROMPT, torch.Generator().manual_seed(seed), VIDEO, sampling)
+    return method.sample(loaded, PROMPT, torch.Generator().manual_seed(seed), method.resolve(VIDEO, sampling))
 
 
 def test_animatediff_is_diffusers_pipeline_byte_for_byte(tiny_model_dir, config):

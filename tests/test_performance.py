@@ -38,6 +38,10 @@ def test_compile_choice(setting, device, videos, expected):
     assert compile_options(setting, device, videos, min_videos=12) == expected
 
 
+#: The sampling settings of a method without a block of its own.
+NO_SETTINGS = {"num_inference_steps": 2, "seed_coloured": {}}
+
+
 class SeedColoured(Method):
     """A method whose video of a seed is that seed's grey level; runs out of memory above
     ``max_batch`` videos per call, and records what it was given."""
@@ -51,21 +55,21 @@ class SeedColoured(Method):
         self.calls.append(("load", dtype))
         return "loaded"
 
-    def sample(self, loaded, prompt, generator, video, sampling, first_frame=None):
+    def sample(self, loaded, prompt, generator, call, first_frame=None):
         seed = generator.initial_seed()
-        return np.full((video["num_frames"], video["height"], video["width"], 3), 10 * seed, np.uint8)
+        return np.full((call.num_frames, call.height, call.width, 3), 10 * seed, np.uint8)
 
-    def sample_batch(self, loaded, prompt, generators, video, sampling, first_frame=None):
+    def sample_batch(self, loaded, prompt, generators, call, first_frame=None):
         self.calls.append(("batch", len(generators)))
         if len(generators) > self.max_batch:
             raise torch.OutOfMemoryError("CUDA out of memory (test)")
-        return super().sample_batch(loaded, prompt, generators, video, sampling, first_frame)
+        return super().sample_batch(loaded, prompt, generators, call, first_frame)
 
 
 def test_a_job_halves_its_seed_batch_when_memory_runs_out(tmp_path):
     method = SeedColoured(max_batch=2)
     video = {"num_frames": 2, "height": 16, "width": 16, "fps": 8}
-    sample_motion(method, {}, {"p0": "a prompt"}, [1, 2, 3, 4, 5], video, {}, tmp_path / "out",
+    sample_motion(method, {}, {"p0": "a prompt"}, [1, 2, 3, 4, 5], video, NO_SETTINGS, tmp_path / "out",
                   performance={"precision": "bf16", "batch_seeds": 5})
     assert method.calls[0] == ("load", torch.bfloat16)
     # 5 fails, then 2 + 2 + 1
@@ -79,7 +83,7 @@ def test_out_of_memory_with_one_video_is_not_hidden(tmp_path):
     method = SeedColoured(max_batch=0)
     with pytest.raises(torch.OutOfMemoryError):
         sample_motion(method, {}, {"p0": "a prompt"}, [1, 2], {"num_frames": 2, "height": 16, "width": 16, "fps": 8},
-                      {}, tmp_path / "out", performance={"batch_seeds": 2})
+                      NO_SETTINGS, tmp_path / "out", performance={"batch_seeds": 2})
     assert [n for kind, n in method.calls[1:]] == [2, 1]
     assert not (tmp_path / "out").exists()
 

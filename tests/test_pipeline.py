@@ -71,7 +71,7 @@ def test_the_workflows_sampler_is_the_pipeline(tiny_model_dir, adapter_dir, meth
                                                    "histogram_matching": histogram_matching}}
     video = {"num_frames": 3, "height": 32, "width": 32}
     image = first_frame() if registered.needs_first_frame_image else None
-    ours = registered.sample(loaded, PROMPT, torch.Generator().manual_seed(3), video, sampling, image)
+    ours = registered.sample(loaded, PROMPT, torch.Generator().manual_seed(3), registered.resolve(video, sampling), image)
     pipe = FirstFrameVideoPipeline.from_pretrained(tiny_model_dir / "base",
                                                    adapter=TemporalAdapter.from_pretrained(adapter_dir))
     expected = frames_of(pipe, first_frame=image)

@@ -56,6 +56,24 @@ def test_every_method_and_fine_tuned_model_has_its_settings_block():
                                                                          "sampling.x.a: no description"]
 
 
+def test_every_methods_settings_resolve_to_typed_fields_named_as_its_block():
+    """A sampling job's settings, resolved once: the shape and steps, and the method's block
+    (from a validated config) as a typed object whose fields are the block's keys; a key it
+    did not declare is refused, named."""
+    config = validate_config({"motions": [{"name": "m", "prompts": ["p"]}], "methods": ["study", "variants"],
+                              "video": {"num_frames": 5, "height": 48, "width": 80}})
+    for name in method_names():
+        method = get_method(name)
+        call = method.resolve(config["video"], config["sampling"])
+        own = config["sampling"][name]
+        assert call.own.arguments() == own and type(call.own).__dataclass_params__.frozen, name
+        assert call.arguments() == {"num_frames": 5, "height": 48, "width": 80,
+                                    "num_inference_steps": config["sampling"]["num_inference_steps"], **own}
+        assert method.resolve(config["video"], config["sampling"]).own == call.own  # the same class each time
+        with pytest.raises(ValueError, match=rf"sampling\.{name}: unknown settings \['stray'\]"):
+            method.resolve(config["video"], {**config["sampling"], name: {**own, "stray": 1}})
+
+
 def test_a_method_nobody_registered_is_named(monkeypatch):
     import t2v_core.methods as registry
 
@@ -152,7 +170,8 @@ def test_every_registered_method_samples_seeded_videos(name, tiny_model_dir, fin
     image = np.full((32, 32, 3), 200, np.uint8) if method.needs_first_frame_image else None
 
     def sample(seed):
-        return method.sample(loaded, "a red square", torch.Generator().manual_seed(seed), video, sampling, image)
+        return method.sample(loaded, "a red square", torch.Generator().manual_seed(seed), method.resolve(video, sampling),
+                             image)
 
     first = sample(0)
     assert first.shape == (3, 32, 32, 3) and first.dtype == np.uint8

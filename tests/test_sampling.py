@@ -210,8 +210,7 @@ def test_text2video_zero_suffix_as_the_original_code_appends_it():
 def test_text2video_zero_motion_field_scaling(scaling, frames, expected_x, last_frame_shift):
     from t2v_core.methods.text2video_zero import motion_field_strengths
 
-    settings = {"motion_field_strength_x": 12, "motion_field_strength_y": 6, "motion_field_scaling": scaling}
-    x, y = motion_field_strengths(settings, frames)
+    x, y = motion_field_strengths(12, 6, scaling, frames)
     assert x == pytest.approx(expected_x) and y == pytest.approx(expected_x / 2)
     assert (frames - 1) * x / 512 == pytest.approx(last_frame_shift)
 
@@ -231,8 +230,9 @@ def test_text2video_zero_method_passes_the_suffixed_prompt_and_scaled_field(monk
                 "motion_field_scaling": "per_video", "prompt_suffix": "HD", "implementation": implementation}
     loaded = type("Pipeline", (), {"components": {"unet": type("UNet", (), {"device": "cpu"})()},
                                    "__call__": lambda self, prompt, **kw: record(prompt, **kw)})()
-    text2video_zero.TEXT2VIDEO_ZERO.sample(loaded, "a red square.", None, {"num_frames": 15, "height": 32, "width": 32},
-                                           {"num_inference_steps": 5, "text2video_zero": settings})
+    method = text2video_zero.TEXT2VIDEO_ZERO
+    method.sample(loaded, "a red square.", None, method.resolve({"num_frames": 15, "height": 32, "width": 32},
+                                                                {"num_inference_steps": 5, "text2video_zero": settings}))
     assert seen["implementation"] == implementation
     assert seen["prompt"] == "a red square, HD"
     assert seen["motion_field_strength_x"] == pytest.approx(6.0) and seen["motion_field_strength_y"] == 0

@@ -173,7 +173,8 @@ def test_an_adapter_stored_in_half_precision_samples_as_the_fp32_one(tiny_model_
     for dtype, folder in folders.items():
         loaded = lamp.load({"base": tiny_model_dir / "base"}, folder, "cpu")
         assert all(p.dtype == torch.float32 for p in loaded.adapter.parameters())  # cast back
-        videos[dtype] = lamp.sample(loaded, "a square", torch.Generator().manual_seed(0), VIDEO, sampling, first)
+        videos[dtype] = lamp.sample(loaded, "a square", torch.Generator().manual_seed(0), lamp.resolve(VIDEO, sampling),
+                                    first)
     difference = np.abs(videos[save_dtype].astype(int) - videos["fp32"].astype(int))
     print(f"{save_dtype} adapter vs fp32: mean {difference.mean():.3f}, max {difference.max()} uint8 levels")
     # the stated tolerance: 0.1 uint8 level on average and 2 at most (measured: fp16 0.000 and

@@ -34,6 +34,7 @@ def sample_motion(method: Method, model_dirs: Mapping[str, Path], prompts: Mappi
     performance = {"precision": "auto", "compile": "off", "compile_min_videos": 1, "batch_seeds": "auto",
                    **(performance or {})}
     dtype = sampling_dtype(performance["precision"], device)
+    call = method.resolve(video, sampling)
     loaded = method.load(model_dirs, adapter_dir, device, dtype)
     options = compile_options(performance["compile"], device, len(prompts) * len(seeds),
                               performance["compile_min_videos"])
@@ -52,7 +53,7 @@ def sample_motion(method: Method, model_dirs: Mapping[str, Path], prompts: Mappi
                 chunk, start = pending[:batch], time.perf_counter()
                 generators = [torch.Generator(device).manual_seed(seed) for seed in chunk]
                 try:
-                    videos = method.sample_batch(loaded, prompt, generators, video, sampling, first_frame)
+                    videos = method.sample_batch(loaded, prompt, generators, call, first_frame)
                 except torch.OutOfMemoryError:
                     if batch == 1:
                         raise

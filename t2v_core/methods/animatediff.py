@@ -102,18 +102,14 @@ class AnimateDiff(Method):
         pipe.set_progress_bar_config(desc=f"{self.name} denoising")
         return pipe
 
-    def sample(self, loaded, prompt, generator, video, sampling, first_frame=None):
+    def sample(self, loaded, prompt, generator, call, first_frame=None):
         from ..sampling import to_uint8
 
-        settings = sampling[self.name]
-        loaded.scheduler = noise_schedule(loaded.scheduler, settings["beta_schedule"])
+        loaded.scheduler = noise_schedule(loaded.scheduler, call.own.beta_schedule)
         if self.training is not None:
-            loaded.set_adapters([LORA_NAME], [settings["lora_scale"]])
-        result = loaded(
-            prompt=prompt, num_frames=video["num_frames"], height=video["height"], width=video["width"],
-            num_inference_steps=sampling["num_inference_steps"], guidance_scale=settings["guidance_scale"],
-            generator=generator, output_type="np",
-        )
+            loaded.set_adapters([LORA_NAME], [call.own.lora_scale])
+        result = loaded(prompt=prompt, generator=generator, output_type="np",
+                        **call.arguments("beta_schedule", "lora_scale"))
         return to_uint8(result.frames[0])
 
 

@@ -62,6 +62,26 @@ class Training:
 
 
 @dataclass(frozen=True)
+class SamplingCall:
+    """A sampling job's settings, resolved once from the config (:meth:`Method.resolve`): what
+    every pipeline is called with, under the pipelines' argument names, and the method's own
+    block ``sampling.<name>`` as typed settings (t2v_core.settings.settings_class)."""
+
+    num_frames: int
+    height: int
+    width: int
+    num_inference_steps: int
+    own: Any
+
+    def arguments(self, *leave_out: str) -> dict:
+        """Every setting as a keyword argument (the shape, the steps, the method's own), but
+        those in ``leave_out`` (settings that are not the pipeline's arguments)."""
+        common = {"num_frames": self.num_frames, "height": self.height, "width": self.width,
+                  "num_inference_steps": self.num_inference_steps}
+        return {k: v for k, v in {**common, **self.own.arguments()}.items() if k not in leave_out}
+
+
+@dataclass(frozen=True)
 class Method:
     """One row of the comparison table: how its videos are sampled.
 
@@ -101,6 +121,14 @@ class Method:
         one of the config's methods."""
         return []
 
+    def resolve(self, video: Mapping[str, Any], sampling: Mapping[str, Any]) -> SamplingCall:
+        """The job's settings, typed: ``video`` (the config's block), ``sampling`` holding
+        ``num_inference_steps`` and this method's block ``sampling[self.name]``."""
+        from ..settings import typed
+
+        return SamplingCall(video["num_frames"], video["height"], video["width"], sampling["num_inference_steps"],
+                            typed(f"sampling.{self.name}", dict(self.settings), sampling[self.name]))
+
     def load(self, model_dirs: Mapping[str, Path], adapter_dir: Path | None, device, dtype=None) -> Any:
         """Everything :meth:`sample` needs, loaded once for all seeds of a job, in ``dtype``
         (default float32); by default the base model's components (a dict: unet, vae,
@@ -111,18 +139,16 @@ class Method:
 
         return load_base_components(model_dirs["base"], device=device, dtype=dtype or torch.float32)
 
-    def sample(self, loaded: Any, prompt: str, generator, video: dict, sampling: dict, first_frame=None):
-        """One video, uint8 frames (F, H, W, 3). ``sampling`` holds ``num_inference_steps`` and
-        this method's block ``sampling[self.name]``; ``first_frame`` is the image (uint8
-        (H, W, 3)) when :attr:`needs_first_frame_image`."""
+    def sample(self, loaded: Any, prompt: str, generator, call: SamplingCall, first_frame=None):
+        """One video, uint8 frames (F, H, W, 3), with the settings ``call`` (see :meth:`resolve`);
+        ``first_frame`` is the image (uint8 (H, W, 3)) when :attr:`needs_first_frame_image`."""
         raise NotImplementedError
 
-    def sample_batch(self, loaded: Any, prompt: str, generators: list, video: dict, sampling: dict,
-                     first_frame=None) -> list:
+    def sample_batch(self, loaded: Any, prompt: str, generators: list, call: SamplingCall, first_frame=None) -> list:
         """Videos of one prompt, one per generator, each as :meth:`sample` gives it for that
         generator; by default one :meth:`sample` call each. Methods that can run the videos
         as one batch override it."""
-        return [self.sample(loaded, prompt, g, video, sampling, first_frame) for g in generators]
+        return [self.sample(loaded, prompt, g, call, first_frame) for g in generators]
 
     def compile(self, loaded: Any, options: dict) -> None:
         """Compile the denoiser of what :meth:`load` gave (``performance.compile``): our own

@@ -69,21 +69,15 @@ class AdapterMethod(Method):
         pipe.set_progress_bar_config(desc=f"{self.name} denoising")
         return pipe
 
-    def sample(self, loaded, prompt, generator, video, sampling, first_frame=None):
-        return self.sample_batch(loaded, prompt, [generator], video, sampling, first_frame)[0]
+    def sample(self, loaded, prompt, generator, call, first_frame=None):
+        return self.sample_batch(loaded, prompt, [generator], call, first_frame)[0]
 
-    def sample_batch(self, loaded, prompt, generators, video, sampling, first_frame=None):
+    def sample_batch(self, loaded, prompt, generators, call, first_frame=None):
         from ..sampling import match_histograms_to_first_frame
 
-        settings = sampling[self.name]
-        videos = loaded(
-            prompt, first_frame=first_frame,
-            num_frames=video["num_frames"], height=video["height"], width=video["width"],
-            num_inference_steps=sampling["num_inference_steps"], guidance_scale=settings["guidance_scale"],
-            generator=list(generators), shared_noise_alpha=settings["shared_noise_alpha"], adain=settings["adain"],
-            adain_late_fraction=settings["adain_late_fraction"],
-        ).frames
-        return [match_histograms_to_first_frame(frames) if settings["histogram_matching"] else frames
+        videos = loaded(prompt, first_frame=first_frame, generator=list(generators),
+                        **call.arguments("histogram_matching")).frames
+        return [match_histograms_to_first_frame(frames) if call.own.histogram_matching else frames
                 for frames in videos]
 
 

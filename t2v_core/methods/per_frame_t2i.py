@@ -26,12 +26,9 @@ def sample_per_frame_t2i(parts, prompt, num_frames, height, width, num_inference
 
 
 class PerFrameT2I(Method):
-    def sample(self, loaded, prompt, generator, video, sampling, first_frame=None):
-        return sample_per_frame_t2i(
-            loaded, prompt, num_frames=video["num_frames"], height=video["height"], width=video["width"],
-            num_inference_steps=sampling["num_inference_steps"],
-            guidance_scale=sampling[self.name]["guidance_scale"], generator=generator, device=loaded["unet"].device,
-        )
+    def sample(self, loaded, prompt, generator, call, first_frame=None):
+        return sample_per_frame_t2i(loaded, prompt, generator=generator, device=loaded["unet"].device,
+                                    **call.arguments())
 
 
 PER_FRAME_T2I = PerFrameT2I(

@@ -25,12 +25,11 @@ def with_suffix(prompt: str, suffix: str) -> str:
     return f"{prompt}, {suffix}"
 
 
-def motion_field_strengths(settings: dict, num_frames: int) -> tuple[float, float]:
-    """(x, y) strengths given to the pipeline: as configured (``per_frame``: each frame's step,
-    as the original's), or scaled so that the last of ``num_frames`` frames ends where the
-    original's 8th does (``per_video``)."""
-    x, y = settings["motion_field_strength_x"], settings["motion_field_strength_y"]
-    if settings["motion_field_scaling"] == "per_video" and num_frames > 1:
+def motion_field_strengths(x: float, y: float, scaling: str, num_frames: int) -> tuple[float, float]:
+    """(x, y) strengths given to the pipeline: as configured (``scaling`` per_frame: each
+    frame's step, as the original's), or scaled so that the last of ``num_frames`` frames ends
+    where the original's 8th does (per_video)."""
+    if scaling == "per_video" and num_frames > 1:
         scale = (ORIGINAL_NUM_FRAMES - 1) / (num_frames - 1)
         return x * scale, y * scale
     return x, y
@@ -68,18 +67,17 @@ class Text2VideoZero(Method):
         pipe.set_progress_bar_config(desc=f"{self.name} denoising")
         return pipe
 
-    def sample(self, loaded, prompt, generator, video, sampling, first_frame=None):
-        return self.sample_batch(loaded, prompt, [generator], video, sampling, first_frame)[0]
+    def sample(self, loaded, prompt, generator, call, first_frame=None):
+        return self.sample_batch(loaded, prompt, [generator], call, first_frame)[0]
 
-    def sample_batch(self, loaded, prompt, generators, video, sampling, first_frame=None):
-        settings = sampling[self.name]
-        strength_x, strength_y = motion_field_strengths(settings, video["num_frames"])
-        kwargs = dict(num_frames=video["num_frames"], height=video["height"], width=video["width"],
-                      num_inference_steps=sampling["num_inference_steps"], guidance_scale=settings["guidance_scale"],
-                      t0=settings["t0"], t1=settings["t1"], motion_field_strength_x=strength_x,
-                      motion_field_strength_y=strength_y)
-        prompt = with_suffix(prompt, settings["prompt_suffix"])
-        if settings.get("implementation", "ours") == "diffusers":  # one video per call, over the same components
+    def sample_batch(self, loaded, prompt, generators, call, first_frame=None):
+        own = call.own
+        strength_x, strength_y = motion_field_strengths(own.motion_field_strength_x, own.motion_field_strength_y,
+                                                        own.motion_field_scaling, call.num_frames)
+        kwargs = {**call.arguments("implementation", "motion_field_scaling", "prompt_suffix"),
+                  "motion_field_strength_x": strength_x, "motion_field_strength_y": strength_y}
+        prompt = with_suffix(prompt, own.prompt_suffix)
+        if own.implementation == "diffusers":  # one video per call, over the same components
             parts = loaded.components
             return [sample_text2video_zero_diffusers(parts, prompt, generator=g, device=parts["unet"].device, **kwargs)
                     for g in generators]

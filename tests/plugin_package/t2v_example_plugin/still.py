@@ -11,15 +11,12 @@ from t2v_core.settings import GUIDANCE_SCALE, properties
 
 
 class Still(Method):
-    def sample(self, loaded, prompt, generator, video, sampling, first_frame=None):
+    def sample(self, loaded, prompt, generator, call, first_frame=None):
         from t2v_core.methods.per_frame_t2i import sample_per_frame_t2i
 
-        settings = sampling[self.name]
-        image = sample_per_frame_t2i(loaded, prompt, num_frames=1, height=video["height"], width=video["width"],
-                                     num_inference_steps=sampling["num_inference_steps"],
-                                     guidance_scale=settings["guidance_scale"], generator=generator,
-                                     device=loaded["unet"].device)[0]
-        brightness = 1.0 - settings["fade"] * np.linspace(0.0, 1.0, video["num_frames"])
+        image = sample_per_frame_t2i(loaded, prompt, generator=generator, device=loaded["unet"].device,
+                                     **{**call.arguments("fade"), "num_frames": 1})[0]
+        brightness = 1.0 - call.own.fade * np.linspace(0.0, 1.0, call.num_frames)
         return np.round(image[None] * brightness[:, None, None, None]).astype(np.uint8)
 
 
