@@ -107,3 +107,12 @@ def test_the_workflow_runs_the_packages_additions_end_to_end(plugin_env, tmp_pat
     assert {name: group["learning_rate"] for name, group in info["parameter_groups"].items()} == \
         {"attention": 1.0e-3, "convolution": 2.0e-4}
     assert all(group["tensors"] > 0 for group in info["parameter_groups"].values())
+
+
+def test_the_readme_shows_the_package_in_full():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    files = sorted(p for p in PACKAGE.rglob("*") if p.is_file() and "egg-info" not in str(p) and "build" not in p.parts
+                   and "__pycache__" not in p.parts)
+    assert len(files) == 5
+    for path in files:
+        assert f"`{path.relative_to(PACKAGE)}`:\n\n```" in readme and path.read_text(encoding="utf-8") in readme, path

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from t2v_core.methods import default_methods
+from t2v_core.config import validate_config
+from t2v_core.methods import default_methods, get_method, get_training, trainings
 
 from conftest import copy_workflow
 
@@ -143,30 +144,59 @@ def _grids(workdir, motions=("shape_right", "shape_up")):
     return {_expected("grid", motion=p.parent.name, prompt_id=p.name, seed=0) for p in prompts}
 
 
-@pytest.mark.slow
-def test_editing_one_method_reruns_only_that_method(demo_run):
-    def edit(config):
-        config["sampling"]["lamp"] = {"guidance_scale": 9.0}
+def changed_value(spec: dict, value):
+    """Another valid value of a setting (its schema property ``spec``; ``value`` the current one)."""
+    if "enum" in spec:
+        return next(v for v in spec["enum"] if v != value)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        bigger = value + 1
+        return bigger if bigger <= spec.get("maximum", bigger) else value / 2
+    raise AssertionError(f"no other value for {spec}")
 
-    jobs = scheduled_jobs(run_snakemake(demo_run, *edited_demo(demo_run, "lamp_guidance", edit)))
+
+TINY = yaml.safe_load((Path(__file__).resolve().parent.parent / "config" / "tiny.yaml").read_text())
+TINY_METHODS = validate_config(TINY)["methods"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TINY_METHODS)
+def test_editing_a_methods_setting_reruns_only_its_jobs(demo_run, name):
+    """For every method the tiny config runs: an edit of its block sampling.<name> schedules
+    its sampling and evaluation (and what shows every method: grids, table), nothing else."""
+    key = "guidance_scale"  # every method has one (test_registry)
+    current = validate_config(TINY)["sampling"][name][key]
+
+    def edit(config):
+        config.setdefault("sampling", {}).setdefault(name, {})[key] = changed_value({}, current)
+
+    jobs = scheduled_jobs(run_snakemake(demo_run, *edited_demo(demo_run, f"edit_{name}", edit)))
+    expected = {("aggregate", ""), ("disk_usage", ""), ("all", ""), ("contact_sheet", _expected_sheet(jobs))}
+    expected |= {_expected("sample", method=name, motion=m) for m in ("shape_right", "shape_up")}
+    assert jobs == expected | {_expected("evaluate", method=name)} | _grids(demo_run)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trained", sorted(trainings(TINY_METHODS)))
+def test_editing_a_fine_tunings_setting_reruns_only_its_jobs(demo_run, trained):
+    """For every fine-tuned model of the tiny config's methods: an edit of its block
+    finetune.<name> schedules its fine-tunings and the sampling and evaluation of the methods
+    that sample it, nothing else."""
+    training = get_training(trained)
+    key, spec = next(iter(training.settings.items()))
+    current = validate_config(TINY)["finetune"][trained][key]
+
+    def edit(config):
+        config.setdefault("finetune", {}).setdefault(trained, {})[key] = changed_value(spec, current)
+
+    jobs = scheduled_jobs(run_snakemake(demo_run, *edited_demo(demo_run, f"edit_{trained}", edit)))
+    users = [m for m in TINY_METHODS if get_method(m).training == training]
     expected = {("aggregate", ""), ("disk_usage", ""), ("all", ""), ("contact_sheet", _expected_sheet(jobs))}
     for motion in ("shape_right", "shape_up"):
-        expected.add(_expected("sample", method="lamp", motion=motion))
-    expected |= {_expected("evaluate", method="lamp")} | _grids(demo_run)
-    assert len(_grids(demo_run)) == 4 and jobs == expected
-
-
-@pytest.mark.slow
-def test_editing_a_motionlora_setting_reruns_only_its_finetuning_sampling_and_evaluation(demo_run):
-    def edit(config):
-        config["finetune"]["motionlora"]["rank"] = 2
-
-    jobs = scheduled_jobs(run_snakemake(demo_run, *edited_demo(demo_run, "motionlora_rank", edit)))
-    expected = {("aggregate", ""), ("disk_usage", ""), ("all", ""), ("contact_sheet", _expected_sheet(jobs))}
-    for motion in ("shape_right", "shape_up"):
-        expected |= {_expected("finetune", trained="motionlora", motion=motion),
-                     _expected("sample", method="animatediff_motionlora", motion=motion)}
-    assert jobs == expected | {_expected("evaluate", method="animatediff_motionlora")} | _grids(demo_run)
+        expected.add(_expected("finetune", trained=trained, motion=motion))
+        expected |= {_expected("sample", method=m, motion=motion) for m in users}
+    assert users and jobs == expected | {_expected("evaluate", method=m) for m in users} | _grids(demo_run)
 
 
 @pytest.mark.slow
