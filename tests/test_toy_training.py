@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 from t2v_core.models.layout import CLIP_WEIGHTS_FILE, MARKER_FILE, SAM_SAFETENSORS_FILE
 from t2v_core.toy.train import main as train_cli
 from t2v_core.toy.train_clip import ClipSettings, train_clip
-from t2v_core.toy.train_diffusion import TextToImageSettings, VaeSettings, train_text_to_image, train_vae
+from t2v_core.toy.train_diffusion import TextToImageSettings, train_text_to_image
+from t2v_core.toy.train_vae import VaeSettings, train_vae
 from t2v_core.toy.train_sam import SamSettings, train_sam
 
 SIZE = 32  # images of 32x32: latents of 8x8

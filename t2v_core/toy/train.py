@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from .train_clip import train_clip
-from .train_diffusion import train_text_to_image, train_vae
+from .train_diffusion import train_text_to_image
+from .train_vae import train_vae
 from .train_motion import train_motion_adapter
 from .train_sam import train_sam
 
