@@ -19,7 +19,11 @@ from t2v_core.metrics.registry import (
     metrics,
     switched_on,
 )
-from t2v_core.models.prepare import get_model_source, model_kind_names, models_dir_conflicts
+from t2v_core.models.prepare import (
+    get_model_source,
+    model_kind_names,
+    models_dir_conflicts,
+)
 from t2v_core.prompts import prompt_table
 
 # Validate against config/schema.yaml, fill defaults, reject unknown keys (all errors at once).
@@ -113,9 +117,7 @@ def report_notes():
     if absent:
         notes.append(
             "Columns this run leaves out (evaluation.metrics does not list them; a world without "
-            "their models cannot compute them): "
-            + "; ".join(absent)
-            + "."
+            "their models cannot compute them): " + "; ".join(absent) + "."
         )
     for name, training in TRAININGS.items():
         loop = training.loop_settings(finetune_settings(name))
