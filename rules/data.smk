@@ -38,7 +38,14 @@ rule prepare_clips:
     input:
         source=clip_source,
     output:
-        directory(f"{DATA}/train/{{motion}}"),
+        # the training clips (the clips' kept shots) with the clip report
+        report(
+            directory(f"{DATA}/train/{{motion}}"),
+            patterns=["clip_report.{ext}"],
+            caption="../report/clip_report.rst",
+            category="Training clips",
+            subcategory="{motion}",
+        ),
     log:
         f"{LOGS}/prepare_clips/{{motion}}.log",
     # The data checks run before anything else: a clip or first frame that cannot be used
@@ -50,7 +57,7 @@ rule prepare_clips:
     params:
         data=config["data"],
         motion=lambda wildcards: motion_data(wildcards.motion),
-        min_frames=config["video"]["num_frames"],
+        num_frames=config["video"]["num_frames"],
         fps=config["video"]["fps"],
         local_dir=lambda wildcards: local_clip_dir(wildcards.motion),
         expected_sums=lambda wildcards: MANIFEST["fewshot"].get(wildcards.motion, {}),

@@ -102,10 +102,12 @@ def frame_picks(frames: int, frames_per_row: int) -> np.ndarray:
     return np.unique(np.linspace(0, frames - 1, min(frames_per_row, frames)).round().astype(int))
 
 
-def contact_sheet(videos: list[np.ndarray], labels: list[str], frames_per_row=8) -> np.ndarray:
+def contact_sheet(videos: list[np.ndarray], labels: list[str], frames_per_row=8,
+                  column_labels: list[str] | None = None) -> np.ndarray:
     """One image (H', W', 3) uint8: video i is row i, its evenly picked frames the columns.
 
-    Layout: a header band of LABEL_HEIGHT pixels naming the frames; row i at
+    Layout: a header band of LABEL_HEIGHT pixels naming the frames (``column_labels``, else
+    "frame <n>"); row i at
     y = LABEL_HEIGHT + i*(H+GAP), its label in a LABEL_WIDTH column on the left, frame j at
     x = LABEL_WIDTH + GAP + j*(W+GAP). Sizes and frame counts harmonised as in side_by_side."""
     stack = _harmonise(videos, labels)
@@ -114,7 +116,8 @@ def contact_sheet(videos: list[np.ndarray], labels: list[str], frames_per_row=8)
     shape = (LABEL_HEIGHT + count * (height + GAP), LABEL_WIDTH + len(picks) * (width + GAP), 3)
     sheet = np.full(shape, BACKGROUND, np.uint8)
     xs = [LABEL_WIDTH + GAP + j * (width + GAP) for j in range(len(picks))]
-    for x, header in zip(xs, _labels([f"frame {f + 1}" for f in picks], width, LABEL_HEIGHT)):
+    headers = column_labels or [f"frame {f + 1}" for f in picks]
+    for x, header in zip(xs, _labels(headers, width, LABEL_HEIGHT)):
         sheet[:LABEL_HEIGHT, x : x + width] = header
     for i, (video, band) in enumerate(zip(stack, _labels(labels, LABEL_WIDTH, height))):
         y = LABEL_HEIGHT + i * (height + GAP)

@@ -83,6 +83,30 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int) -> None:
             raise OSError(errno.EIO, f"ffmpeg wrote {written} of {len(frames)} frames")
 
 
+def write_lossless(path: str | Path, frames, fps: float) -> int:
+    """Write uint8 frames (an iterable of (H, W, 3)) losslessly (FFV1 in Matroska: decoded, they
+    are the frames given, bit for bit); returns how many. Read back before it takes its name."""
+    import imageio.v2 as imageio
+
+    count = 0
+    with atomic_path(path) as tmp:
+        writer = imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="ffv1", pixelformat="bgr0",
+                                    macro_block_size=1, ffmpeg_log_level="error")
+        try:
+            for frame in frames:
+                writer.append_data(np.asarray(frame, dtype=np.uint8))
+                count += 1
+        finally:
+            writer.close()
+        try:
+            written = video_length(tmp)
+        except Exception as error:  # decord's DECORDError: nothing readable
+            raise OSError(errno.EIO, f"ffmpeg wrote an unreadable video ({str(error).splitlines()[0]})") from error
+        if written != count:
+            raise OSError(errno.EIO, f"ffmpeg wrote {written} of {count} frames")
+    return count
+
+
 def write_gif(path: str | Path, frames: np.ndarray, fps: int) -> None:
     """uint8 frames (F, H, W, 3) as a looping GIF, each frame with its own 256-colour palette.
 

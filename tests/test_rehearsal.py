@@ -211,6 +211,11 @@ def test_the_paper_config_runs_to_the_end_at_its_shapes(rehearsal_run):
     # the real clips at their own sizes and lengths, each with its masks
     foreground = pd.read_csv(results / "masks" / "horse_run" / "foreground.csv").set_index("clip")
     assert foreground["frames"].to_dict() == {"box": 456, "cup": 217, "vtest": 795}
+    # single shots, kept whole: the clip report says so, and the report shows it
+    clips = pd.read_csv(results / "data" / "train" / "horse_run" / "clip_report.csv")
+    assert clips[["clip", "shots", "start", "end", "kept"]].values.tolist() == [
+        ["box.mp4", 1, 0, 455, True], ["cup.mp4", 1, 0, 216, True], ["vtest.avi", 1, 0, 794, True]]
+    assert "Training clips" in html
     assert math.isclose(foreground["foreground_fraction"].between(0, 1).mean(), 1.0)
 
 
@@ -228,13 +233,14 @@ def test_an_unusable_clip_or_first_frame_stops_the_run_before_any_fine_tuning(tm
     one, short = tmp_path / "one", tmp_path / "short"
     for folder in (one, short):
         folder.mkdir()
-        (folder / "cup.mp4").symlink_to(cup)
+    (one / "cup.mp4").symlink_to(cup)
     with imageio.get_reader(str(cup), format="FFMPEG") as reader:
         imageio.mimwrite(short / "cup_start.mp4", [frame for _, frame in zip(range(10), reader)], fps=8)
     configs = ["--configfile", "config/config.yaml", "config/rehearsal.yaml"]
     result = snakemake(workdir, "all", "--cores", "2", *configs, local_overlay(workdir, benchmark_server, short))
     assert result.returncode != 0
-    assert f"{short / 'cup_start.mp4'}: 10 frames, at least 16 needed" in result.stderr
+    assert "motion horse_run: no clip leaves a shot of at least 16 frames to train on" in result.stderr
+    assert f"{short / 'cup_start.mp4'}: 1 shot(s); 0-9 shot left out (10 frames, fewer than the 16" in result.stderr
     assert not (workdir / "results" / "rehearsal" / "logs" / "finetune").exists()
 
     # a square first frame where the videos are 320x512 (served in place of LAMP's, unverified)

@@ -131,6 +131,11 @@ def test_report_embeds_the_table_plots_and_videos(demo_run):
     assert {"image/png", "text/csv"} <= kinds and any(kind.startswith("video/") for kind in kinds)
     # captions state the models and seeds the numbers come from
     assert "a red square moves to the right" in html and "Comparison" in html
+    # the clip report of every motion's training clips: its contact sheet and its table
+    train = demo_run / "results" / "tiny" / "data" / "train" / "shape_right"
+    for name, kind in (("clip_report.png", "image/png"), ("clip_report.csv", "text/csv")):
+        assert any(base64.b64decode(data) == (train / name).read_bytes() for k, data in embedded if k == kind), name
+    assert "Training clips" in html
 
 
 def _expected(rule, **wildcards):

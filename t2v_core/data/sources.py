@@ -26,16 +26,15 @@ from urllib.parse import quote, urlparse
 from ..atomic import replace_dir
 from ..download import download_file
 from ..plugins import Registry, missing_registration
+from .clip_report import CAPTIONS_FILE, prepare_training_shots
+from .shots import ShotRules
 from .synthetic import synthesize_first_frame, synthesize_motion_clips
 from .validation import (
-    CHECKSUM_FILE, VIDEO_SUFFIXES, DataError, list_clips, validate_clips, validate_first_frame,
-    verify_clip_checksums, write_checksums,
+    CHECKSUM_FILE, VIDEO_SUFFIXES, DataError, list_clips, validate_first_frame, verify_clip_checksums,
+    write_checksums,
 )
 
 log = logging.getLogger(__name__)
-#: Optional per-clip captions of a motion's clips (a generated source may write one); without
-#: it the motion's ``train_prompt`` captions every clip, as in LAMP.
-CAPTIONS_FILE = "captions.csv"
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 #: The data source that downloads: LAMP's few-shot clips and benchmark first frames.
 LAMP_SOURCE = "lamp"
@@ -176,13 +175,24 @@ def find_motion_folder(root: str | Path, motion: str) -> Path:
     raise DataError(f"{root}: no folder named {motion!r} with the motion's clips, and no videos in it")
 
 
-def collect_motion_clips(source_dir: str | Path, motion: str, out_dir: str | Path, min_frames: int,
-                         damaged_run: int = 0, expected_sums: dict | None = None,
-                         damaged_jump: float = 0.0) -> list[Path]:
-    """Validate the clips of ``motion`` found under ``source_dir`` and copy them to ``out_dir``.
+def _training_clips_from(folder: Path, clips: list[Path], out_dir: Path, rules: ShotRules, motion: str) -> list[Path]:
+    """The shots of ``clips`` (in ``folder``) as ``motion``'s training clips in ``out_dir``, with
+    the clip report and the clips' sha256 sums (the lines that pin them in the manifest),
+    written whole or not at all."""
+    work = _work_dir(out_dir)
+    prepare_training_shots(folder, clips, work, rules, motion)
+    write_checksums(clips, work / CHECKSUM_FILE)
+    replace_dir(work, out_dir)
+    return list_clips(out_dir)
+
+
+def collect_motion_clips(source_dir: str | Path, motion: str, out_dir: str | Path, rules: ShotRules,
+                         expected_sums: dict | None = None) -> list[Path]:
+    """The training clips of ``motion`` from the clips found under ``source_dir``: their shots,
+    as ``rules`` (the config's ``data`` block) choose them.
 
     With ``expected_sums`` (file name -> sha256, from the manifest) the clips must be exactly
-    those files. The sums of the accepted clips are written to ``out_dir/clips.sha256``.
+    those files. Their sums are written to ``out_dir/clips.sha256``.
     """
     folder = find_motion_folder(source_dir, motion)
     clips = list_clips(folder)
@@ -193,30 +203,24 @@ def collect_motion_clips(source_dir: str | Path, motion: str, out_dir: str | Pat
     else:
         log.warning("%s: no sha256 sums for motion %r in the data manifest; recording them in %s",
                     folder, motion, CHECKSUM_FILE)
-    validate_clips(clips, min_frames, damaged_run, damaged_jump=damaged_jump)
-    out_dir = Path(out_dir)
-    work = _work_dir(out_dir)
-    for clip in clips:
-        shutil.copy2(clip, work / clip.name)
-    write_checksums(list_clips(work), work / CHECKSUM_FILE)
-    replace_dir(work, out_dir)
-    return list_clips(out_dir)
+    return _training_clips_from(folder, clips, Path(out_dir), rules, motion)
 
 
-def prepare_motion_clips(data: dict, motion: dict, out_dir, min_frames: int, source_dir=None,
+def prepare_motion_clips(data: dict, motion: dict, out_dir, num_frames: int, source_dir=None,
                          fps: int = 8, expected_sums: dict | None = None) -> list[Path]:
-    """The training clips of one motion in ``out_dir``: drawn by a generated source, or validated
-    copies of those found under ``source_dir``."""
+    """The training clips of one motion in ``out_dir``: the shots of the clips a generated source
+    draws, or of those found under ``source_dir``; ``num_frames`` is the training window."""
+    rules = ShotRules.from_config(data, num_frames)
     generated = generated_source(data["source"])
     if generated is None:
-        return collect_motion_clips(source_dir, motion["name"], out_dir, min_frames, data["damaged_run"],
-                                    expected_sums, data["damaged_jump"])
+        return collect_motion_clips(source_dir, motion["name"], out_dir, rules, expected_sums)
     out_dir = Path(out_dir)
-    work = _work_dir(out_dir)
-    generated.write_clips(work, data, motion, fps)
-    validate_clips(list_clips(work), min_frames, data["damaged_run"], damaged_jump=data["damaged_jump"])
-    replace_dir(work, out_dir)
-    return list_clips(out_dir)
+    drawn = _work_dir(out_dir.with_name(f"{out_dir.name}.drawn"))
+    try:
+        generated.write_clips(drawn, data, motion, fps)
+        return _training_clips_from(drawn, list_clips(drawn), out_dir, rules, motion["name"])
+    finally:
+        shutil.rmtree(drawn, ignore_errors=True)
 
 
 def clip_captions(clips_dir: str | Path, clips: list[Path]) -> list[str] | None:
