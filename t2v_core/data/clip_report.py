@@ -157,7 +157,7 @@ def report_markdown(motion: str, clips: list[ClipShots], rows: list[dict], rules
         lines += [f"## {clip.path.name}", "",
                   f"{clip.width}x{clip.height}, {clip.fps:.3f} fps, {clip.frames} frames, {clip.shots} shot(s)", "",
                   "| Frames | What | Shot | Kept as | Why left out |", "|---|---|---|---|---|"]
-        lines += [f"| {r['start']}-{r['end']} | {r['what']} | {r['shot']} | {r['training_clip'] or '–'} | "
+        lines += [f"| {r['start']}-{r['end']} | {r['what']} | {r['shot'] or '–'} | {r['training_clip'] or '–'} | "
                   f"{r['reason'] or '–'} |" for r in rows if r["clip"] == clip.path.name]
         lines.append("")
     return "\n".join(lines)
