@@ -110,7 +110,7 @@ def write_kept_spans(clip: ClipShots, out_dir: Path, names: dict[int, str], trai
                 for _ in stream:
                     pass
             else:
-                write_lossless(out_dir / names[i], stream, train_fps if span.resampled else clip.fps)
+                write_lossless(out_dir / names[i], stream, train_fps if span.resampled else clip.fps or 25.0)
             position = span.end + 1
             sheets[i] = [picked[k] for k in picks]
     return sheets
@@ -155,7 +155,8 @@ def report_markdown(motion: str, clips: list[ClipShots], rows: list[dict], rules
              f"{rate}; a training window never crosses a shot's boundary.", ""]
     for clip in clips:
         lines += [f"## {clip.path.name}", "",
-                  f"{clip.width}x{clip.height}, {clip.fps:.3f} fps, {clip.frames} frames, {clip.shots} shot(s)", "",
+                  f"{clip.width}x{clip.height}, {f'{clip.fps:.3f} fps' if clip.fps else 'no frame rate stated'}, "
+                  f"{clip.frames} frames, {clip.shots} shot(s)", "",
                   "| Frames | What | Shot | Kept as | Why left out |", "|---|---|---|---|---|"]
         lines += [f"| {r['start']}-{r['end']} | {r['what']} | {r['shot'] or '–'} | {r['training_clip'] or '–'} | "
                   f"{r['reason'] or '–'} |" for r in rows if r["clip"] == clip.path.name]

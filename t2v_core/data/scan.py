@@ -70,11 +70,13 @@ def decoder_output():
 
 
 def clip_fps(path: str | Path) -> float:
-    """The clip's frame rate as its container states it (the average one of a variable rate)."""
+    """The clip's frame rate as its container states it (the average one of a variable rate);
+    0 when it states none."""
     import decord
 
     with decoder_output():
-        return float(decord.VideoReader(str(path), ctx=decord.cpu(0)).get_avg_fps())
+        fps = float(decord.VideoReader(str(path), ctx=decord.cpu(0)).get_avg_fps())
+    return fps if np.isfinite(fps) and fps > 0 else 0.0  # 0: not stated
 
 
 @dataclass

@@ -136,7 +136,7 @@ def resampled_indices(start: int, end: int, fps: float, train_fps: float | None)
     """The frames of ``start``..``end`` shown at ``train_fps``: every frame when it is None or the
     clip's own rate, else the frame on screen at each tick of the new rate (frames repeat when
     it is higher, are skipped when lower)."""
-    if not train_fps or fps <= 0 or abs(fps - train_fps) < 1e-3:
+    if not train_fps or not fps > 0 or abs(fps - train_fps) < 1e-3:  # a rate the container does not state: as is
         return np.arange(start, end + 1)
     count = int(np.floor((end - start + 1) * train_fps / fps + 1e-9))
     return start + np.floor(np.arange(count) * fps / train_fps + 1e-9).astype(int)
