@@ -39,7 +39,7 @@ def test_captions_are_parsed_in_any_order_and_bad_ones_quoted():
 
 
 def test_toy_clips_come_with_ground_truth_masks_and_captions(tmp_path):
-    clips = prepare_motion_clips(TOY_DATA, MOTION, tmp_path / "train", min_frames=4, fps=4)
+    clips = prepare_motion_clips(TOY_DATA, MOTION, tmp_path / "train", num_frames=4, fps=4)
     assert [c.name for c in clips] == ["clip_000.mp4", "clip_001.mp4", "clip_002.mp4"]
     captions = clip_captions(tmp_path / "train", clips)
     assert len(captions) == 3 and all(c.endswith("background") and "moves right" in c for c in captions)
@@ -57,7 +57,7 @@ def test_toy_clips_come_with_ground_truth_masks_and_captions(tmp_path):
 def test_sam_masks_of_toy_clips_are_scored_against_the_ground_truth(tiny_model_dir, tmp_path):
     from t2v_core.masks import extract_motion_masks, mask_iou
 
-    clips = prepare_motion_clips(TOY_DATA, MOTION, tmp_path / "train", min_frames=4, fps=4)[:2]
+    clips = prepare_motion_clips(TOY_DATA, MOTION, tmp_path / "train", num_frames=4, fps=4)[:2]
     config = validate_config({"motions": [{"name": "m", "prompts": ["x"]}]})["masks"]
     table = extract_motion_masks(tiny_model_dir / "sam", clips, tmp_path / "masks", config)
     for clip, iou in zip(clips, table["ground_truth_iou"]):
@@ -172,7 +172,7 @@ def test_finetuning_takes_one_caption_per_clip(base_parts, tmp_path):
     from t2v_core.methods import get_training
     from t2v_core.training import TrainingError
 
-    clips = prepare_motion_clips(TOY_DATA, MOTION, tmp_path / "train", min_frames=4, fps=4)
+    clips = prepare_motion_clips(TOY_DATA, MOTION, tmp_path / "train", num_frames=4, fps=4)
     captions = clip_captions(tmp_path / "train", clips)
     video = {"num_frames": 4, "height": 32, "width": 32}
     finetune = {"steps": 2, "learning_rate": 1e-3, "checkpoint_every": 10, "seed": 0, "random_flip": False,
