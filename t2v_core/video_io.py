@@ -58,6 +58,17 @@ def video_length(path: str | Path) -> int:
     return len(decord.VideoReader(str(path), ctx=decord.cpu(0)))
 
 
+def _check_written(path: Path, frames: int) -> None:
+    """ffmpeg that cannot write (a full disk) ends a truncated file without imageio raising: a
+    video is read back before it takes the product's name."""
+    try:
+        written = video_length(path)
+    except Exception as error:  # decord's DECORDError: no index (moov atom) at all
+        raise OSError(errno.EIO, f"ffmpeg wrote an unreadable video ({str(error).splitlines()[0]})") from error
+    if written != frames:
+        raise OSError(errno.EIO, f"ffmpeg wrote {written} of {frames} frames")
+
+
 def write_mp4(path: str | Path, frames: np.ndarray, fps: int) -> None:
     """Write uint8 frames (F, H, W, 3) as H.264 mp4 (even sizes required by yuv420p)."""
     import imageio.v2 as imageio
@@ -73,14 +84,7 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int) -> None:
                 writer.append_data(frame)
         finally:
             writer.close()
-        # ffmpeg that cannot write (a full disk) ends a truncated file without imageio raising:
-        # read it back before it takes the product's name
-        try:
-            written = video_length(tmp)
-        except Exception as error:  # decord's DECORDError: no index (moov atom) at all
-            raise OSError(errno.EIO, f"ffmpeg wrote an unreadable video ({str(error).splitlines()[0]})") from error
-        if written != len(frames):
-            raise OSError(errno.EIO, f"ffmpeg wrote {written} of {len(frames)} frames")
+        _check_written(tmp, len(frames))
 
 
 def write_lossless(path: str | Path, frames, fps: float) -> int:
@@ -98,12 +102,7 @@ def write_lossless(path: str | Path, frames, fps: float) -> int:
                 count += 1
         finally:
             writer.close()
-        try:
-            written = video_length(tmp)
-        except Exception as error:  # decord's DECORDError: nothing readable
-            raise OSError(errno.EIO, f"ffmpeg wrote an unreadable video ({str(error).splitlines()[0]})") from error
-        if written != count:
-            raise OSError(errno.EIO, f"ffmpeg wrote {written} of {count} frames")
+        _check_written(tmp, count)
     return count
 
 

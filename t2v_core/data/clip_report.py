@@ -92,8 +92,8 @@ def _span_frames(frames, span: Span, picks: set[int], picked: dict[int, np.ndarr
 
 
 def write_kept_spans(clip: ClipShots, out_dir: Path, names: dict[int, str], train_fps: float | None) -> dict:
-    """Write a clip's kept spans that are not the clip itself, in one more sequential decode
-    (a shot is never held in memory whole); returns {span index: its first, middle and last
+    """Write a clip's kept spans (the clip itself copied, a shot cut out of it written losslessly)
+    in one more sequential decode (a shot is never held in memory whole); returns {span index: its first, middle and last
     frame, small} for the contact sheet."""
     sheets = {}
     with decoder_output():
@@ -106,7 +106,8 @@ def write_kept_spans(clip: ClipShots, out_dir: Path, names: dict[int, str], trai
             picks = [int(span.indices[k]) for k in (0, len(span.indices) // 2, -1)]
             picked: dict[int, np.ndarray] = {}
             stream = _span_frames(frames, span, set(picks), picked)
-            if names[i] == clip.path.name:
+            if names[i] == clip.path.name:  # all of it, at its own rate: the file as it is
+                shutil.copy2(clip.path, out_dir / clip.path.name)
                 for _ in stream:
                     pass
             else:
@@ -187,8 +188,6 @@ def prepare_training_shots(source_dir: Path, clip_paths: list[Path], out_dir: Pa
         own = {s: name for (k, s), name in names.items() if k == c}
         if not own:
             continue
-        if clip.path.name in own.values():
-            shutil.copy2(clip.path, out_dir / clip.path.name)
         picked = write_kept_spans(clip, out_dir, own, rules.train_fps)
         for s, name in own.items():
             span = clip.spans[s]

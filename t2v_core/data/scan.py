@@ -102,11 +102,6 @@ class ClipScan:
     #: What the decoder printed (ffmpeg's warnings and errors), one line each.
     decoder_messages: list[str]
 
-    @property
-    def longest_repeated_run(self) -> int:
-        """Length of the longest run of consecutive copies of an earlier frame."""
-        return longest_run(self.copies)[0]
-
 
 def longest_run(flags) -> tuple[int, int]:
     """(length, first index) of the longest run of True in ``flags``; (0, 0) when none."""
@@ -123,32 +118,35 @@ class _CutDetector:
     downscaled to about DETECTOR_WIDTH), frame numbers as the clip's."""
 
     def __init__(self, fps: float, threshold: float):
+        import cv2
+        from scenedetect import FrameTimecode
         from scenedetect.detectors import AdaptiveDetector
+        from scenedetect.scene_manager import compute_downscale_factor
 
         self.fps = fps if fps > 0 else 25.0  # a timecode needs a rate; cuts are frame numbers
         # min_scene_len 1: a shot shorter than the window is found (and then left out), not
         # merged into its neighbour
         self.detector = AdaptiveDetector(adaptive_threshold=threshold, min_scene_len=1)
+        self.resize, self.timecode, self.downscale = cv2.resize, FrameTimecode, compute_downscale_factor
+        self.interpolation = cv2.INTER_LINEAR
+        self.size: tuple[int, int] | None = None  # the detector's frame size, from the first frame
         self.cuts: list[int] = []
         self.index = 0
 
     def add(self, frame: np.ndarray) -> None:
-        import cv2
-        from scenedetect import FrameTimecode
-        from scenedetect.scene_manager import compute_downscale_factor
-
-        factor = compute_downscale_factor(max(frame.shape[:2]), DETECTOR_WIDTH)
+        height, width = frame.shape[:2]
+        if self.size is None:
+            factor = max(1.0, self.downscale(max(height, width), DETECTOR_WIDTH))
+            self.size = (max(1, round(width / factor)), max(1, round(height / factor)))
         image = np.ascontiguousarray(frame[:, :, ::-1])
-        if factor > 1:
-            size = (max(1, round(frame.shape[1] / factor)), max(1, round(frame.shape[0] / factor)))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-        self.cuts += [c.frame_num for c in self.detector.process_frame(FrameTimecode(self.index, self.fps), image)]
+        if self.size != (width, height):
+            image = self.resize(image, self.size, interpolation=self.interpolation)
+        self.cuts += [c.frame_num for c in self.detector.process_frame(self.timecode(self.index, self.fps), image)]
         self.index += 1
 
     def finish(self) -> list[int]:
-        from scenedetect import FrameTimecode
-
-        self.cuts += [c.frame_num for c in self.detector.post_process(FrameTimecode(max(self.index - 1, 0), self.fps))]
+        last = self.timecode(max(self.index - 1, 0), self.fps)
+        self.cuts += [c.frame_num for c in self.detector.post_process(last)]
         return sorted({c for c in self.cuts if 0 < c < self.index})
 
 

@@ -142,18 +142,14 @@ def resampled_indices(start: int, end: int, fps: float, train_fps: float | None)
     return start + np.floor(np.arange(count) * fps / train_fps + 1e-9).astype(int)
 
 
-def _runs(mask: np.ndarray, lo: int = 0, hi: int | None = None) -> list[tuple[int, int]]:
-    """Maximal runs (start, end inclusive) of True in mask[lo:hi], in the clip's numbering."""
-    hi = len(mask) if hi is None else hi
-    runs, start = [], None
-    for i in range(lo, hi):
-        if mask[i] and start is None:
+def _runs(labels: np.ndarray, lo: int, hi: int) -> list[tuple[int, int, str]]:
+    """Maximal runs (start, end inclusive, label) of one label in labels[lo:hi], in the clip's
+    numbering."""
+    runs, start = [], lo
+    for i in range(lo + 1, hi + 1):
+        if i == hi or labels[i] != labels[start]:
+            runs.append((start, i - 1, labels[start]))
             start = i
-        if not mask[i] and start is not None:
-            runs.append((start, i - 1))
-            start = None
-    if start is not None:
-        runs.append((start, hi - 1))
     return runs
 
 
@@ -256,15 +252,16 @@ def find_shots(path: str | Path, scan: ClipScan, rules: ShotRules) -> ClipShots:
     bounds = [0, *cuts, n]
     segments = [(s, e - 1) for s, e in zip(bounds, bounds[1:])]
     for s, e in segments:
-        for start, end in _runs(labels == "shot", s, e + 1):
-            _trim_fades(scan, labels, start, end)
+        for start, end, what in _runs(labels, s, e + 1):
+            if what == "shot":
+                _trim_fades(scan, labels, start, end)
 
     spans, problems, shot = [], [], 0
     for s, e in segments:
-        pictures = _runs(labels == "shot", s, e + 1)
-        shot += bool(pictures)
-        for start, end in sorted(pictures + [r for what in _REASONS for r in _runs(labels == what, s, e + 1)]):
-            what = labels[start]
+        runs = _runs(labels, s, e + 1)
+        pictures = any(what == "shot" for _, _, what in runs)
+        shot += pictures
+        for start, end, what in runs:
             span = Span(start, end, what, shot if pictures else None)
             if what != "shot":
                 span.reason = _REASONS[what] + (" (lead-in)" if start == 0 else " (lead-out)" if end == n - 1 else "")
