@@ -3,16 +3,18 @@
 A clip of F frames runs as a batch of F images through the 2D UNet. The temporal modules are
 attached to :class:`VideoUNet`'s own structural copy of the UNet (new module objects whose
 weights share storage with the original), so the pretrained 2D weights load unchanged and the
-UNet that was passed in is never changed: no hook or attention processor is left on it, and
-two video models built on one UNet do not see each other's modules.
+UNet that was passed in is never changed: no hook, wrapper or attention processor is left on it,
+and two video models built on one UNet do not see each other's modules. On the copy, layers are
+wrapped (as PEFT wraps them), not hooked: a module call with forward hooks takes PyTorch's slow
+path, and a wrapper shows in the module tree what runs.
 
-- a forward hook after selected 2D convolutions adds a gated causal temporal 1D conv
-  (:class:`TemporalConvBranch`);
+- selected 2D convolutions are wrapped (:class:`TemporalConv2d`) to add a gated causal
+  temporal 1D conv after them (:class:`TemporalConvBranch`);
 - each transformer block's self-attention (``attn1``) gets a processor that reads keys and
   values from the first frame only (:class:`FirstFrameAttnProcessor`), with its own
   trainable query projection;
-- a forward hook after each transformer block adds a temporal self-attention over the F
-  frames at every spatial position (:class:`TemporalAttention`).
+- each transformer block is wrapped (:class:`TemporalTransformerBlock`) to add a temporal
+  self-attention over the F frames at every spatial position (:class:`TemporalAttention`).
 
 Everything trainable lives in :class:`TemporalAdapter`, a small ``ModelMixin`` +
 ``ConfigMixin`` model saved as safetensors + config (like diffusers' ``MotionAdapter``): a
@@ -53,7 +55,7 @@ def _key(module_name: str) -> str:
 
 
 class FrameContext:
-    """The number of frames of the batch being processed, read by the temporal hooks."""
+    """The number of frames of the batch being processed, read by the temporal wrappers."""
 
     def __init__(self) -> None:
         self.num_frames = 1
@@ -91,7 +93,16 @@ class TemporalConvBranch(nn.Module):
         frames = F.pad(y.reshape(b, num_frames, c, h * w).transpose(1, 2), (0, 0, self.kernel_size - 1, 0))
         t = F.conv2d(frames, self.conv.weight[..., None], self.conv.bias)
         t = t.transpose(1, 2).reshape(bf, c, h, w)
-        return y + torch.sigmoid(self.gate(y)) * t
+        return torch.addcmul(y, torch.sigmoid(self.gate_logits(y)), t)
+
+    def gate_logits(self, y: torch.Tensor) -> torch.Tensor:
+        """``gate(y)``, (B*F, 1, H, W). A 3x3 convolution to one channel runs on PyTorch's slow
+        path on CPUs; the same sum as a 1x1 convolution to the kernel's nine taps (one GEMM) whose
+        maps ``fold`` adds up shifted (the taps flipped: fold scatters where conv gathers). The
+        same weights, equal to the convolution to ~1e-7."""
+        bf, c, h, w = y.shape
+        taps = F.conv2d(y, self.gate.weight[0].flip(1, 2).reshape(c, 9).t()[..., None, None])
+        return F.fold(taps.reshape(bf, 9, h * w), (h, w), 3, padding=1) + self.gate.bias[:, None, None]
 
 
 class TemporalAttention(nn.Module):
@@ -209,12 +220,46 @@ class TemporalAdapter(ModelMixin, ConfigMixin):
         return adapter
 
 
+class _Wrapped(nn.Module):
+    """A layer of the video model's UNet copy with a temporal module after it. The layer's own
+    attributes (``weight``, ``in_channels``, ``attn1``...) read through, so diffusers' code that
+    inspects the layer finds it as it was."""
+
+    def __init__(self, base_layer: nn.Module, temporal: nn.Module, context: FrameContext) -> None:
+        super().__init__()
+        self.base_layer = base_layer
+        self.temporal = temporal
+        self.context = context
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "base_layer":
+                raise
+            return getattr(self.base_layer, name)
+
+
+class TemporalConv2d(_Wrapped):
+    """A 2D convolution followed by its :class:`TemporalConvBranch`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.temporal(self.base_layer(x), self.context.num_frames)
+
+
+class TemporalTransformerBlock(_Wrapped):
+    """A ``BasicTransformerBlock`` followed by its :class:`TemporalAttention`."""
+
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        return self.temporal(self.base_layer(*args, **kwargs), self.context.num_frames)
+
+
 def shared_weight_copy(module: nn.Module) -> nn.Module:
     """A copy of ``module``'s structure (new submodules, attention processors and hook tables)
     whose parameters and buffers share storage with the original's.
 
     The copy's parameters are new, frozen ``Parameter`` objects over the same tensors, so
-    freezing, hooking, re-processing or moving the copy (``.to``) never reaches the original;
+    freezing, wrapping, re-processing or moving the copy (``.to``) never reaches the original;
     only an in-place write to a weight's values would, and nothing here writes to them.
     """
     memo = {id(p): nn.Parameter(p.detach(), requires_grad=False) for p in module.parameters()}
@@ -225,7 +270,7 @@ def shared_weight_copy(module: nn.Module) -> nn.Module:
 class VideoUNet(nn.Module):
     """A 2D UNet plus a :class:`TemporalAdapter`, called on latents of shape (B, C, F, H, W).
 
-    The temporal modules are hooked into ``self.unet``, a :func:`shared_weight_copy` of the
+    The temporal modules wrap layers of ``self.unet``, a :func:`shared_weight_copy` of the
     ``unet`` given: the given UNet stays exactly the image model, and each ``VideoUNet`` built
     on it has its own adapter and nothing of another's. ``first_frame_attention=False`` leaves
     attn1 as in the image model (used to show that an identity-initialised adapter reproduces
@@ -251,15 +296,12 @@ class VideoUNet(nn.Module):
                 block.attn1.set_processor(FirstFrameAttnProcessor(context, to_q))
         if adapter is None:
             return
-        for key, branch in adapter.temporal_convs.items():
-            conv = self.unet.get_submodule(key.replace("-", "."))
-            conv.register_forward_hook(
-                lambda module, inputs, output, branch=branch: branch(output, context.num_frames)
-            )
-        for key, temporal in adapter.temporal_attentions.items():
-            blocks[key.replace("-", ".")].register_forward_hook(
-                lambda module, inputs, output, temporal=temporal: temporal(output, context.num_frames)
-            )
+        wraps = [(key, TemporalConv2d, branch) for key, branch in adapter.temporal_convs.items()]
+        wraps += [(key, TemporalTransformerBlock, temporal) for key, temporal in adapter.temporal_attentions.items()]
+        for key, wrapper, temporal in wraps:
+            parent_name, _, child = key.replace("-", ".").rpartition(".")
+            parent = self.unet.get_submodule(parent_name)
+            setattr(parent, child, wrapper(getattr(parent, child), temporal, context))
 
     def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
         b, c, f, h, w = sample.shape

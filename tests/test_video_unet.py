@@ -1,11 +1,13 @@
 """The video UNet: equivalences and invariances on tiny models (CPU, seeded)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from t2v_core.jobs.finetune import finetune_motion
-from t2v_core.video_unet import TemporalAdapter, VideoUNet
+from t2v_core.video_unet import TemporalAdapter, TemporalConv2d, TemporalTransformerBlock, VideoUNet
 
 from conftest import perturbed
 
@@ -190,11 +192,16 @@ def test_a_video_model_leaves_its_unet_the_image_model(base_parts, inputs):
     video = VideoUNet(unet, perturbed(TemporalAdapter.from_unet(unet), 1)).eval()
     video_out = video(sample, 10, text)
     assert hooks_and_processors(unet) == untouched == (0, {n: "AttnProcessor2_0" for n in untouched[1]})
-    assert hooks_and_processors(video.unet)[0] > 0  # the hooks are on the video model's own copy
+    assert not any(isinstance(m, (TemporalConv2d, TemporalTransformerBlock)) for m in unet.modules())
+    # the temporal modules wrap layers of the video model's own copy; no hook anywhere
+    wrapped = [n for n, m in video.unet.named_modules() if isinstance(m, (TemporalConv2d, TemporalTransformerBlock))]
+    assert len(wrapped) == len(video.adapter.temporal_convs) + len(video.adapter.temporal_attentions)
+    assert hooks_and_processors(video.unet)[0] == 0
     assert torch.equal(frames_through_2d_unet(unet, sample, 10, text), image_model)  # bit-identical
     assert (video_out - image_model).abs().max() > 1e-3  # and the video model is not the image model
     # the copy shares the weights: no second copy of the UNet in memory
     assert video.unet.conv_in.weight.data_ptr() == unet.conv_in.weight.data_ptr()
+    assert video.unet.conv_in.base_layer.weight is video.unet.conv_in.weight  # read through the wrapper
 
 
 @torch.no_grad()
@@ -236,3 +243,30 @@ def test_training_a_video_model_leaves_the_unet_usable_by_other_pipelines(tiny_m
     assert hooks_and_processors(parts["unet"]) == processors
     after = sample_text2video_zero_diffusers(parts, "a red square", generator=torch.Generator().manual_seed(0), **kwargs)
     np.testing.assert_array_equal(after, fresh)
+
+
+BEFORE_WRAPPING = Path(__file__).parent / "data" / "adapter_before_wrapping"
+
+
+def test_the_wrapped_video_model_computes_what_the_hooked_one_did(base_parts):
+    """``data/adapter_before_wrapping``: an adapter for the tiny test UNet (``TemporalAdapter.
+    from_unet`` with ``torch.manual_seed(0)``, then ``perturbed(..., 1)``), saved by the video
+    model of before issue 33 (forward hooks, the gate as a 3x3 Conv2d), with that model's output
+    on two clips (timesteps 10 and 500) and the gradients of ``output.square().mean()`` with
+    respect to the trainable parameters. The wrapped model loads it and gives both again."""
+    from safetensors.torch import load_file
+
+    expected = load_file(BEFORE_WRAPPING / "expected.safetensors")
+    adapter = TemporalAdapter.from_pretrained(BEFORE_WRAPPING / "adapter")
+    model = VideoUNet(base_parts["unet"], adapter)
+    adapter.requires_grad_(False)
+    trained = dict(adapter.trainable_parameters())
+    for parameter in trained.values():
+        parameter.requires_grad_(True)
+    output = model(expected["sample"], torch.tensor([10, 500]), expected["text"])
+    output.square().mean().backward()
+    torch.testing.assert_close(output, expected["output"], rtol=0, atol=1e-5)
+    assert expected["output"].abs().max() > 0.5  # a non-trivial output, not zeros
+    assert sorted(trained) == sorted(k.removeprefix("grad.") for k in expected if k.startswith("grad."))
+    for name, parameter in trained.items():
+        torch.testing.assert_close(parameter.grad, expected[f"grad.{name}"], rtol=1e-5, atol=1e-5, msg=name)
