@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CORES ?= 2
+# make demo runs as many jobs at once as the machine has cores; CORES=4 make demo (or make demo
+# CORES=4) for another number. The tests' workers are a number of their own: each end-to-end test
+# runs a workflow of its own, and more than two at once outgrow a 24 GB machine's memory.
+CORES ?= $(shell nproc 2>/dev/null || echo 2)
+TEST_WORKERS ?= 2
 
 ORACLE := .vbench-oracle
 
@@ -44,11 +48,11 @@ $(ORACLE)/.installed: $(STAMP)
 	$(BIN)/pip install --quiet --no-deps --target $(ORACLE) vbench==0.1.5 opencv-python-headless==5.1.0.95 \
 	  easydict==1.14 && touch $@ || echo "vbench not installed: tests/test_vbench_oracle.py will skip"
 
-# Test modules (and the fault matrix's two halves) run side by side, one per core: most of the
+# Test modules (and the fault matrix's two halves) run side by side, TEST_WORKERS at once: most of the
 # suite is end-to-end runs whose jobs start up on one core. In the order tests/conftest.py gives
 # them (the end-to-end runs first), not pytest-xdist's (the modules with the most tests first).
 test: $(STAMP) system-deps $(ORACLE)/.installed
-	$(BIN)/python -m pytest -v -rs --durations=15 --timeout=1500 -n $(CORES) --dist loadscope \
+	$(BIN)/python -m pytest -v -rs --durations=15 --timeout=1500 -n $(TEST_WORKERS) --dist loadscope \
 	  --no-loadscope-reorder tests
 
 # The performance suite (a few minutes on a CPU): benchmarks/results/<cpu|cuda>/summary.{json,md}

@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from tqdm.auto import tqdm
 
 from .atomic import atomic_dir
 from .video_io import atomic_path, read_video, write_png
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 #: Where clips that come with ground-truth masks keep them, in the clips' folder.
@@ -251,6 +254,8 @@ def _extract_into(segmenter, clip_paths, out_dir: Path) -> pd.DataFrame:
         if fraction < 0.005 or fraction > 0.95:
             log.warning("%s: foreground covers %.1f%% of the pixels; check %s_overlay.png",
                         path, 100 * fraction, stem)
+    import pandas as pd  # here, not at the top: every job loads this module (the toy plugin), few write tables
+
     table = pd.DataFrame(rows)
     with atomic_path(out_dir / "foreground.csv") as tmp:
         table.to_csv(tmp, index=False)

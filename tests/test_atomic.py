@@ -112,6 +112,34 @@ def test_what_c_libraries_print_goes_to_the_jobs_log(tmp_path):
     assert (tmp_path / "job.log").read_text() == "[h264 @ 0x0] decode_slice_header error\nfrom python\n"
 
 
+def test_a_jobs_objects_are_kept_from_the_garbage_collector_to_its_exit(tmp_path):
+    """What a job imported, and what it made after (its models), is frozen out of the cyclic
+    collector's view before the interpreter's final collection; the job's log is still complete
+    and a file it left open is still flushed."""
+    script = textwrap.dedent(f"""
+        import atexit, gc, logging
+        # registered before the job's set-up, so it runs after the set-up's exit handler
+        atexit.register(lambda: open({str(tmp_path / "frozen")!r}, "w").write(str(gc.get_freeze_count())))
+        from t2v_core.runtime import process_age, setup_job_logging
+
+        setup_job_logging({str(tmp_path / "job.log")!r})
+        at_set_up = gc.get_freeze_count()
+        open({str(tmp_path / "at_set_up")!r}, "w").write(str(at_set_up))
+        models = [[i] for i in range(100000)]  # made after the set-up: frozen only at exit
+        left_open = open({str(tmp_path / "left_open")!r}, "w")
+        left_open.write("written")
+        logging.getLogger("job").info("started %.3f s ago", process_age())
+    """)
+    job = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert job.returncode == 0, job.stderr
+    at_set_up, at_exit = int((tmp_path / "at_set_up").read_text()), int((tmp_path / "frozen").read_text())
+    assert at_set_up > 1000  # the imports' objects
+    assert at_exit >= at_set_up + 100000
+    assert (tmp_path / "left_open").read_text() == "written"
+    started = float((tmp_path / "job.log").read_text().split("started ")[1].split(" s ago")[0])
+    assert 0 < started < 600
+
+
 #: Each kind of product writer, as a job calls it: (what it writes, the statement).
 WRITERS = {
     "table": ("table.csv", "import pandas as pd\nfrom t2v_core.atomic import atomic_path\n"

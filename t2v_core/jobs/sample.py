@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_dir
 from ..methods.base import Method
 from ..prompts import sample_file
-from ..runtime import compile_options, sampling_dtype, seed_batch_size
+from ..runtime import compile_options, process_age, sampling_dtype, seed_batch_size
 from ..sampling import load_first_frame
 from ..video_io import write_gif, write_mp4
 
@@ -41,8 +41,10 @@ def sample_motion(method: Method, model_dirs: Mapping[str, Path], prompts: Mappi
     if options is not None:
         method.compile(loaded, options)
     batch = seed_batch_size(performance["batch_seeds"], device, len(seeds))
-    log.info("%s: %d prompts x %d seeds in %s, %d seeds per batch, %s", method.name, len(prompts), len(seeds),
-             str(dtype).removeprefix("torch."), batch, "compiled" if options is not None else "not compiled")
+    age = process_age()
+    log.info("%s: %d prompts x %d seeds in %s, %d seeds per batch, %s; models loaded %s", method.name, len(prompts),
+             len(seeds), str(dtype).removeprefix("torch."), batch, "compiled" if options is not None else "not compiled",
+             "" if age is None else f"{age:.1f} s after the process started")
     with atomic_dir(out_dir) as work, tqdm(total=len(prompts) * len(seeds), desc=method.name) as bar:
         for pid, prompt in prompts.items():
             first_frame = None
