@@ -2,8 +2,8 @@
 
     python -m benchmarks [--out DIR] [--size auto|small|full] [--device cpu|cuda]
 
-Sections: GEMM peak, fine-tuning step (ours vs reference style, in a fresh subprocess),
-first-frame sampling (seconds per video, UNet FLOP/s as a fraction of the GEMM peak),
+Sections: GEMM peak, the demo's fine-tuning step's FLOP/s against it (toy_step.py), fine-tuning
+step (ours vs reference style, in a fresh subprocess), first-frame sampling (seconds per video, UNet FLOP/s as a fraction of the GEMM peak),
 Text2Video-Zero (our wrapper vs diffusers directly), CLIP and SAM frames per second, and
 Snakemake's dry-run overhead. A failing section records its error; the others still run.
 Writes ``summary.json`` and ``summary.md`` into ``--out`` (default ``benchmarks/results/<cpu|cuda>``).
@@ -28,6 +28,7 @@ from t2v_core.video_io import atomic_path
 
 from . import sections
 from .common import REPO, build_parts, device_info, gemm_peak, settings
+from .toy_step import bench_toy_step
 
 
 def section(results: dict, name: str, fn, *args, **kwargs):
@@ -88,6 +89,18 @@ def markdown(summary: dict) -> str:
     if "flops_per_s" in g:
         rows.append(("GEMM peak", f"{g['dtype']} {g['n']}x{g['n']}, best of {g['repeats']}",
                      f"{g['flops_per_s'] / 1e9:.1f} GFLOP/s", ""))
+    ts = r.get("toy_step", {})
+    if "step_s" in ts:
+        threads = f"{ts['threads']} thread, as a demo job" if ts["threads"] else "the GPU"
+        rows.append(("Toy fine-tuning step (the demo's)",
+                     f"video UNet, forward + backward to the adapter, {ts['num_frames']}x{ts['latent_size']}x"
+                     f"{ts['latent_size']} latents, {threads}; plain 2D UNet on the same frames",
+                     f"video {ts['flops']['video'] / 1e9:.2f} GFLOP in {1e3 * ts['step_s']['video']:.1f} ms = "
+                     f"{ts['flops_per_s']['video'] / 1e9:.1f} GFLOP/s, {ts['fraction_of_peak']['video']:.0%} of the "
+                     f"{ts['gemm_peak_flops_per_s'] / 1e9:.1f} GFLOP/s GEMM peak at that thread count; 2D "
+                     f"{ts['flops']['plain_2d'] / 1e9:.2f} GFLOP in {1e3 * ts['step_s']['plain_2d']:.1f} ms = "
+                     f"{ts['fraction_of_peak']['plain_2d']:.0%} of it",
+                     f"video/2D time {ts['time_ratio']:.2f}x for {ts['flop_ratio']:.2f}x the FLOPs"))
     if "step_s" in ft:
         peak = ft["peak_bytes"]
         rows.append(("Fine-tuning step", f"{ft['model']}, {ft['num_frames']}x{ft['height']}x{ft['width']}, "
@@ -174,10 +187,12 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     results: dict = {}
-    run = {n: n not in args.skip for n in ("gemm", "finetune", "sampling", "animatediff", "text2video_zero", "clip", "sam",
+    run = {n: n not in args.skip for n in ("gemm", "toy_step", "finetune", "sampling", "animatediff", "text2video_zero", "clip", "sam",
                                           "snakemake")}
     if run["gemm"]:
         section(results, "gemm", gemm_peak, args.device)
+    if run["toy_step"]:
+        section(results, "toy_step", bench_toy_step, args.device)
     size = "full" if args.size == "auto" and args.device.startswith("cuda") else args.size
     if run["finetune"]:
         section(results, "finetune", finetune_subprocess, size, args.device)

@@ -149,3 +149,23 @@ def test_chunked_vae_decode_equals_one_batch(base_parts):
     # uint8 after rounding: equal up to one level where a value sits on a rounding edge
     assert abs(chunked.astype(int) - whole.astype(int)).max() <= 1
     assert (chunked != whole).mean() < 1e-3
+
+
+def test_the_toy_step_section_counts_the_adapters_flops_and_holds_them_against_the_peak():
+    """The CPU suite's toy fine-tuning step: the video step's FLOPs are the 2D step's plus the
+    adapter's (more, by LAMP's temporal convs after every 2D conv), each step's achieved FLOP/s
+    is its FLOPs over its time, and the summary row says it against the one-thread GEMM peak."""
+    from benchmarks.__main__ import markdown
+    from benchmarks.toy_step import bench_toy_step
+
+    result = bench_toy_step("cpu", repeats=3, warmup=1)
+    assert result["threads"] == 1 and torch.get_num_threads() >= 1
+    assert 1.2 < result["flop_ratio"] < 2.0 and result["flops"]["plain_2d"] > 1e9
+    for name in ("video", "plain_2d"):
+        assert result["flops_per_s"][name] == result["flops"][name] / result["step_s"][name]
+        assert result["fraction_of_peak"][name] == result["flops_per_s"][name] / result["gemm_peak_flops_per_s"]
+    text = markdown({"device": {"name": "cpu", "device": "cpu", "cpu_threads": 1, "torch": "x", "python": "y"},
+                     "size": "full", "wall_s": 1.0, "results": {"toy_step": result}})
+    row = next(line for line in text.splitlines() if line.startswith("| Toy fine-tuning step"))
+    assert f"{result['flops']['video'] / 1e9:.2f} GFLOP" in row and "GEMM peak at that thread count" in row
+    assert f"video/2D time {result['time_ratio']:.2f}x" in row
