@@ -9,6 +9,9 @@ rule finetune:
         f"{LOGS}/finetune/{{trained}}/{{motion}}.log",
     benchmark:
         f"{BENCHMARKS}/finetune/{{trained}}/{{motion}}.tsv"
+    # The longest jobs first (see extract_masks): measured on the demo with 2 cores, one core
+    # idled for the last 57 s while a late fine-tuning ran alone.
+    priority: 30
     conda:
         "../environment.yml"
     threads: config["resources"]["finetune"]["threads"]

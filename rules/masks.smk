@@ -7,6 +7,9 @@ rule extract_masks:
         f"{LOGS}/extract_masks/{{motion}}.log",
     benchmark:
         f"{BENCHMARKS}/extract_masks/{{motion}}.tsv"
+    # The longest chains first (masks -> Ours' fine-tunings -> their sampling): on a few cores
+    # the short sampling jobs of the baselines then fill the gaps instead of the end of the run.
+    priority: 40
     conda:
         "../environment.yml"
     threads: config["resources"]["extract_masks"]["threads"]
