@@ -1,5 +1,5 @@
 """The demo's fine-tuning step against the hardware: the toy world's video UNet (its shipped
-text-to-image UNet + a temporal adapter, 8 frames of 16x16 latents, forward and backward to the
+text-to-image UNet + a temporal adapter, 8 frames of its latent grid, forward and backward to the
 adapter) and the plain 2D UNet on the same frames (forward and backward to its input), FLOPs by
 torch's FLOP counter, time as the faster of two interleaved medians, and the GEMM peak at the
 same thread count. On a CPU both run on one thread, as a demo fine-tuning job does
@@ -19,7 +19,7 @@ from t2v_core.video_unet import TemporalAdapter, VideoUNet
 
 from .common import gemm_peak, sync
 
-NUM_FRAMES, LATENT_SIZE = 8, 16
+NUM_FRAMES = 8
 
 
 def _flops(step) -> int:
@@ -65,8 +65,8 @@ def bench_toy_step(device: str, repeats: int = 15, warmup: int = 3) -> dict:
         for _, parameter in adapter.trainable_parameters():
             parameter.requires_grad_(True)
         generator = torch.Generator().manual_seed(0)
-        channels = unet.config.in_channels
-        latents = torch.randn(1, channels, NUM_FRAMES, LATENT_SIZE, LATENT_SIZE, generator=generator).to(device)
+        channels, latent_size = unet.config.in_channels, unet.config.sample_size
+        latents = torch.randn(1, channels, NUM_FRAMES, latent_size, latent_size, generator=generator).to(device)
         text = torch.randn(1, 77, unet.config.cross_attention_dim, generator=generator).to(device)
         frames = latents[0].transpose(0, 1).contiguous().requires_grad_(True)
         timestep = torch.tensor([500], device=device)
@@ -88,7 +88,7 @@ def bench_toy_step(device: str, repeats: int = 15, warmup: int = 3) -> dict:
     finally:
         torch.set_num_threads(threads)
     achieved = {name: flops[name] / seconds[name] for name in steps}
-    return {"threads": 1 if cpu else None, "num_frames": NUM_FRAMES, "latent_size": LATENT_SIZE,
+    return {"threads": 1 if cpu else None, "num_frames": NUM_FRAMES, "latent_size": latent_size,
             "flops": flops, "step_s": seconds, "flops_per_s": achieved, "gemm_peak_flops_per_s": peak["flops_per_s"],
             "fraction_of_peak": {name: value / peak["flops_per_s"] for name, value in achieved.items()},
             "time_ratio": seconds["video"] / seconds["plain_2d"], "flop_ratio": flops["video"] / flops["plain_2d"]}
