@@ -27,8 +27,9 @@ demo: $(STAMP)
 	$(BIN)/snakemake all --cores $(CORES) --configfile config/demo.yaml
 	@echo "Demo table: results/demo/table.md"
 
-# Retrain the toy world's models from scratch (about 36 minutes on 2 CPU cores) into the
-# folder the demo takes them from; the files shipped there are what this wrote.
+# Retrain the toy world's models from scratch into the folder the demo takes them from (about
+# 35 minutes on 2 CPU cores: the sum of the train_minutes in their toy_metrics.json); the files
+# shipped there are what this wrote.
 toy-models: $(STAMP)
 	$(BIN)/python -m t2v_core.toy.train --out t2v_core/toy/models
 

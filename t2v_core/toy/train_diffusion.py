@@ -51,10 +51,11 @@ class TextToImageSettings:
     #: the mean itself, from the prompt (black, white and grey backgrounds).
     noise_offset: float = 0.2
     #: Measured against leaner worlds (one thread): (16, 32) made the video fine-tuning step 1.7x
-    #: and the sampling call 1.5x cheaper, but the demo's workflow only 14% faster (684 -> 588 s
-    #: on 2 cores) and LAMP's and Ours (Latents)' motion-correct % fell to 25 and 33 (from 46
-    #: and 54); 8x8 latents made both steps 2.1x cheaper, but a VAE downsampling 8x drew small
-    #: triangles and stars as blobs, which neither spin nor tell the shapes apart.
+    #: and the sampling call 1.5x cheaper, the demo's workflow 1.45x faster (850 -> 588 s on 2
+    #: cores, same machine and day), but LAMP's and Ours (Latents)' motion-correct % fell to 25
+    #: and 33 (from 46 and 54) and MotionLoRA's below AnimateDiff's. 8x8 latents made both steps
+    #: 2.1x cheaper, but a VAE downsampling 8x drew small triangles and stars as blobs, which
+    #: neither spin nor tell the shapes apart.
     block_out_channels: tuple = (32, 64)
     text_width: int = 32
     ema_max_decay: float = 0.999
